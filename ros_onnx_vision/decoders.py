@@ -1,0 +1,480 @@
+"""Decoders: raw ONNX outputs to candidate detections or class scores (pure numpy).
+
+Detection decoders return :class:`RawDetections` with boxes in model-input pixels; score
+threshold (again), class filter, NMS and the mapping back to source pixels are shared and live in
+``detection_postprocessing``. Every decoder is vectorised: no Python loop runs per anchor.
+
+Decoders are looked up by the card's ``decoder.type`` in :data:`DETECTION_DECODERS` or
+:data:`CLASSIFICATION_DECODERS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+Shape = Sequence[int | None]
+
+
+class DecoderError(ValueError):
+    """The model outputs do not fit the decoder or its options."""
+
+
+class RawDetections(NamedTuple):
+    """Candidate detections in model-input pixels, before NMS."""
+
+    boxes: np.ndarray  # float32 [N, 4]: x1, y1, x2, y2
+    scores: np.ndarray  # float32 [N]
+    class_ids: np.ndarray  # int64 [N]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One class hypothesis of a classification model."""
+
+    class_id: int
+    label: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form: class_id, label, score (4 decimals)."""
+        return {'class_id': self.class_id, 'label': self.label, 'score': round(self.score, 4)}
+
+
+def empty_detections() -> RawDetections:
+    """No detections."""
+    return RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                         np.zeros(0, np.int64))
+
+
+# (outputs by name in session order, input (width, height), options, score threshold,
+# class ids that matter or () for all). Threshold and class ids only let a decoder skip work:
+# post-processing applies both again.
+DecodeFn = Callable[[Mapping[str, np.ndarray], tuple[int, int], Mapping[str, Any], float,
+                     Sequence[int]], RawDetections]
+
+
+@dataclass(frozen=True)
+class DetectionDecoder:
+    """A detection decoder and how many classes it reads from the output shapes."""
+
+    decode: DecodeFn
+    # (output shapes by name, options, input (width, height) or None) -> classes or None;
+    # raises DecoderError when the outputs cannot fit the decoder.
+    num_classes: Callable[[Mapping[str, Shape], Mapping[str, Any], tuple[int, int] | None],
+                          int | None]
+    options: frozenset[str] = frozenset()  # option names the decoder understands
+    applies_nms: bool = False  # True when the model already ran NMS (TF OD API graphs)
+
+
+@dataclass(frozen=True)
+class ClassificationDecoder:
+    """A classification decoder: outputs to (class ids, scores), best first."""
+
+    decode: Callable[[Mapping[str, np.ndarray], Mapping[str, Any], int],
+                     tuple[np.ndarray, np.ndarray]]
+    num_classes: Callable[[Mapping[str, Shape], Mapping[str, Any], tuple[int, int] | None],
+                          int | None]
+    options: frozenset[str] = frozenset()
+
+
+def _squeeze_batch(array: np.ndarray, rank: int, what: str) -> np.ndarray:
+    """Drop a leading batch dimension of 1 so the array has ``rank`` dimensions."""
+    while array.ndim > rank and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != rank:
+        raise DecoderError(f'{what}: expected a tensor of rank {rank} (plus batch 1), got '
+                           f'shape {list(array.shape)}')
+    return array
+
+
+def _columns(scores: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Only the score columns of ``class_ids`` (all when empty), and their class ids."""
+    if len(class_ids) == 0:
+        return scores, np.arange(scores.shape[1])
+    ids = np.asarray(class_ids, np.int64)
+    ids = ids[(ids >= 0) & (ids < scores.shape[1])]
+    return scores[:, ids], ids
+
+
+def _above(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the entries above ``threshold`` (faster than 2-D nonzero)."""
+    return np.divmod(np.flatnonzero(scores > threshold), scores.shape[1])
+
+
+def _tail(shape: Shape, rank: int) -> tuple[int | None, ...]:
+    """The last ``rank`` dimensions of a shape (the batch dimension dropped)."""
+    return tuple(shape)[-rank:] if len(shape) >= rank else tuple(shape)
+
+
+# NanoDet (Generalized Focal Loss) ----------------------------------------------------------
+
+def _nanodet_options(options: Mapping[str, Any]) -> tuple[tuple[int, ...], int, float]:
+    strides = tuple(int(s) for s in options.get('strides', (8, 16, 32)))
+    reg_max = int(options.get('reg_max', 7))
+    if not strides or min(strides) <= 0 or reg_max < 1:
+        raise DecoderError(f'nanodet options: strides {list(strides)} and reg_max {reg_max} '
+                           'must be positive')
+    return strides, reg_max, float(options.get('center_offset', 0.5))
+
+
+def _nanodet_levels(shapes: Sequence[tuple[int, ...]], names: Sequence[str],
+                    input_size: tuple[int, int], options: Mapping[str, Any]
+                    ) -> list[tuple[int, int, int, int]]:
+    """Match outputs to stride levels by shape: per level (stride, cells, class output index,
+    box output index); one combined output (class columns, then bins) has the same index twice.
+    """
+    strides, reg_max, _ = _nanodet_options(options)
+    bins = 4 * (reg_max + 1)
+    width, height = input_size
+    cells = [math.ceil(height / s) * math.ceil(width / s) for s in strides]
+    total = sum(cells)
+    if len(shapes) == 1 and shapes[0][0] == total and shapes[0][1] > bins:
+        return [(s, n, 0, 0) for s, n in zip(strides, cells)]
+    cls_by_n: dict[int, int] = {}
+    reg_by_n: dict[int, int] = {}
+    for index, (n, k) in enumerate(shapes):
+        if k == bins:
+            if n in reg_by_n and n not in cls_by_n:
+                # As many classes as bins: the class output is the one that came first.
+                cls_by_n[n] = reg_by_n[n]
+            reg_by_n[n] = index
+        else:
+            cls_by_n.setdefault(n, index)
+    if total in cls_by_n and total in reg_by_n:  # levels concatenated
+        return [(s, n, cls_by_n[total], reg_by_n[total]) for s, n in zip(strides, cells)]
+    levels = []
+    for stride, n in zip(strides, cells):
+        if n not in cls_by_n or n not in reg_by_n:
+            found = ', '.join(f'{name} {list(shape)}' for name, shape in zip(names, shapes))
+            raise DecoderError(
+                f'nanodet: for stride {stride} on a {width}x{height} input expected a class '
+                f'output [1, {n}, classes] and a box output [1, {n}, {bins}] '
+                f'(reg_max {reg_max}); outputs are {found}')
+        levels.append((stride, n, cls_by_n[n], reg_by_n[n]))
+    return levels
+
+
+def _nanodet_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                         input_size: tuple[int, int] | None) -> int | None:
+    _, reg_max, _ = _nanodet_options(options)
+    bins = 4 * (reg_max + 1)
+    tails = [_tail(s, 2) for s in shapes.values()]
+    if input_size is not None and all(len(t) == 2 and None not in t for t in tails):
+        concrete = [(int(n or 0), int(k or 0)) for n, k in tails]
+        _, _, cls_index, reg_index = _nanodet_levels(concrete, list(shapes), input_size,
+                                                     options)[0]
+        return concrete[cls_index][1] - (bins if cls_index == reg_index else 0)
+    if len(tails) == 1 and tails[0][1] is not None:
+        return tails[0][1] - bins
+    cls = {t[1] for t in tails if t[1] != bins}
+    if not cls:  # every output is bins wide: as many classes as bins
+        return bins
+    return cls.pop() if len(cls) == 1 else None
+
+
+def decode_nanodet(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
+                   options: Mapping[str, Any], score_threshold: float,
+                   class_ids: Sequence[int] = ()) -> RawDetections:
+    """NanoDet / NanoDet-Plus (GFL) outputs to boxes in input pixels.
+
+    Per stride s, class scores ``[1, n, C]`` (already sigmoid) and box bins
+    ``[1, n, 4 * (reg_max + 1)]`` with n = ceil(H/s) * ceil(W/s) cells in row-major order;
+    also accepts the levels concatenated, or one ``[1, N, C + bins]`` tensor. Outputs are
+    identified by shape, not name. The distance to each side is the expectation of the softmax
+    over the bins, times the stride, from the cell centre ``(col + offset) * s``.
+    Options: ``strides`` (8, 16, 32), ``reg_max`` (7), ``center_offset`` (0.5).
+    """
+    names = list(outputs)
+    arrays = [_squeeze_batch(np.asarray(outputs[n]), 2, f'nanodet output {n!r}') for n in names]
+    levels = _nanodet_levels([a.shape for a in arrays], names, input_size, options)
+    _, reg_max, offset = _nanodet_options(options)
+    bins = 4 * (reg_max + 1)
+    width = input_size[0]
+    project = np.arange(reg_max + 1, dtype=np.float32)
+    boxes, scores, classes = [], [], []
+    start = 0
+    for stride, n, cls_index, reg_index in levels:
+        cls = arrays[cls_index]
+        reg = arrays[reg_index]
+        if cls.shape[0] != n:  # levels concatenated in one tensor: take this level's rows
+            cls, reg = cls[start:start + n], reg[start:start + n]
+        if cls_index == reg_index:  # one combined tensor: class columns, then the bins
+            cls, reg = cls[:, :-bins], reg[:, -bins:]
+        start += n
+        cls, column_class = _columns(cls, class_ids)
+        anchor, column = _above(cls, score_threshold)
+        if anchor.size == 0:
+            continue
+        # Decode each candidate cell once, even when several classes pass the threshold.
+        cells, inverse = np.unique(anchor, return_inverse=True)
+        logits = reg[cells].reshape(-1, 4, reg_max + 1).astype(np.float32)
+        logits = logits - logits.max(axis=2, keepdims=True)
+        prob = np.exp(logits)
+        dist = (prob @ project) / prob.sum(axis=2) * stride
+        grid_w = math.ceil(width / stride)
+        cx = ((cells % grid_w) + offset) * stride
+        cy = ((cells // grid_w) + offset) * stride
+        cell_boxes = np.stack([cx - dist[:, 0], cy - dist[:, 1],
+                               cx + dist[:, 2], cy + dist[:, 3]], axis=1)
+        boxes.append(cell_boxes[inverse.reshape(-1)])
+        scores.append(cls[anchor, column])
+        classes.append(column_class[column])
+    if not boxes:
+        return empty_detections()
+    return RawDetections(np.concatenate(boxes).astype(np.float32),
+                         np.concatenate(scores).astype(np.float32),
+                         np.concatenate(classes).astype(np.int64))
+
+
+# TensorFlow Object Detection API SSD ---------------------------------------------------------
+
+def _tf_ssd_pick(outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Find boxes, scores, classes and num by name, else by shape and content."""
+    picked: dict[str, np.ndarray] = {}
+    for name, array in outputs.items():
+        lowered = name.lower()
+        for role in ('box', 'score', 'class', 'num'):
+            if role in lowered and role not in picked:
+                picked[role] = np.asarray(array)
+                break
+    if len(picked) >= 3 and {'box', 'score', 'class'} <= set(picked):
+        return picked
+    picked = {}
+    pairs = []
+    for array in map(np.asarray, outputs.values()):
+        if array.ndim >= 2 and array.shape[-1] == 4 and 'box' not in picked:
+            picked['box'] = array
+        elif array.size == 1:
+            picked['num'] = array
+        else:
+            pairs.append(array)
+    if 'box' not in picked or len(pairs) != 2:
+        raise DecoderError('tf_ssd: expected outputs boxes [1, N, 4], scores [1, N], classes '
+                           f'[1, N] and optionally num [1]; got '
+                           f'{[list(np.shape(a)) for a in outputs.values()]}')
+    # Class ids are whole numbers; when both look whole keep the TF order (scores first).
+    whole = [bool(np.all(np.mod(p, 1) == 0)) for p in pairs]
+    first_is_classes = whole[0] and not whole[1]
+    picked['class'], picked['score'] = pairs if first_is_classes else pairs[::-1]
+    return picked
+
+
+def decode_tf_ssd(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
+                  options: Mapping[str, Any], score_threshold: float,
+                  class_ids: Sequence[int] = ()) -> RawDetections:
+    """TensorFlow Object Detection API outputs (NMS already in the graph) to input pixels.
+
+    Outputs ``detection_boxes [1, N, 4]`` as ymin, xmin, ymax, xmax (normalised unless
+    ``normalized: false``), ``detection_scores [1, N]``, ``detection_classes [1, N]`` and
+    ``num_detections [1]``, found by name or else by shape. ``label_offset`` (or
+    ``class_offset``; default 1, TF's background slot) is subtracted from the class ids to
+    index the labels. ``box_order``: 'yxyx' (default, TF) or 'xyxy'.
+    """
+    picked = _tf_ssd_pick(outputs)
+    boxes = _squeeze_batch(picked['box'], 2, 'tf_ssd boxes')
+    scores = picked['score'].reshape(-1)
+    classes = picked['class'].reshape(-1)
+    count = min(len(boxes), len(scores), len(classes))
+    if 'num' in picked:
+        num = float(picked['num'].reshape(-1)[0])
+        count = min(count, int(num)) if math.isfinite(num) and num >= 0 else count
+    boxes, scores, classes = boxes[:count], scores[:count], classes[:count]
+    offset = options.get('label_offset', options.get('class_offset', 1))
+    class_ids = np.rint(np.nan_to_num(classes)).astype(np.int64) - int(offset)
+    keep = (scores > score_threshold) & (class_ids >= 0)
+    boxes = boxes[keep].astype(np.float32)
+    order = options.get('box_order', 'yxyx')
+    if order not in ('yxyx', 'xyxy'):
+        raise DecoderError(f"tf_ssd option box_order {order!r}: expected 'yxyx' or 'xyxy'")
+    if order == 'yxyx':
+        boxes = boxes[:, [1, 0, 3, 2]]
+    if options.get('normalized', True):
+        width, height = input_size
+        boxes = boxes * np.array([width, height, width, height], np.float32)
+    return RawDetections(boxes, scores[keep].astype(np.float32), class_ids[keep])
+
+
+# YOLOv5 / YOLOv8 ------------------------------------------------------------------------------
+
+def _cxcywh_to_xyxy(xywh: np.ndarray, input_size: tuple[int, int],
+                    normalized: bool) -> np.ndarray:
+    xywh = xywh.astype(np.float32)
+    if normalized:
+        xywh = xywh * np.array([input_size[0], input_size[1]] * 2, np.float32)
+    half = xywh[:, 2:4] / 2
+    return np.concatenate([xywh[:, :2] - half, xywh[:, :2] + half], axis=1)
+
+
+def _best_class(scores: np.ndarray, score_threshold: float, multi_label: bool,
+                class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, class ids and scores of (anchor, class) pairs above the threshold.
+
+    Single-label: each anchor's best class over all classes, then the class filter (as
+    YOLOv5's NMS does), so an anchor that is mostly 'dog' never becomes a weak 'person'.
+    """
+    if multi_label:
+        scores, column_class = _columns(scores, class_ids)
+        rows, column = _above(scores, score_threshold)
+        return rows, column_class[column], scores[rows, column]
+    if scores.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    column = scores.argmax(axis=1)
+    best = scores[np.arange(len(scores)), column]
+    keep = best > score_threshold
+    if len(class_ids):
+        keep &= np.isin(column, np.asarray(class_ids, np.int64))
+    rows = np.flatnonzero(keep)
+    return rows, column[rows], best[rows]
+
+
+def decode_yolov5(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
+                  options: Mapping[str, Any], score_threshold: float,
+                  class_ids: Sequence[int] = ()) -> RawDetections:
+    """YOLOv5-style ``[1, anchors, 5 + C]``: cx, cy, w, h, objectness, class scores.
+
+    Score = objectness x class score. Options: ``normalized`` (false: coordinates in input
+    pixels), ``multi_label`` (false: best class per anchor), ``output`` (name, default first).
+    """
+    pred = _squeeze_batch(_first_output(outputs, options), 2, 'yolov5 output')
+    if pred.shape[1] < 6:
+        raise DecoderError(f'yolov5: expected [1, anchors, 5 + classes], got {list(pred.shape)}')
+    # Objectness bounds the score (class scores are probabilities), so filter on it first.
+    pred = pred[pred[:, 4] > score_threshold]
+    scores = pred[:, 5:] * pred[:, 4:5]
+    rows, cls, best = _best_class(scores, score_threshold, bool(options.get('multi_label')),
+                                  class_ids)
+    boxes = _cxcywh_to_xyxy(pred[rows, :4], input_size, bool(options.get('normalized')))
+    return RawDetections(boxes, best.astype(np.float32), cls.astype(np.int64))
+
+
+def _yolov8_transposed(shape: Shape, options: Mapping[str, Any]) -> bool:
+    """True when the tensor is [anchors, 4 + C] rather than the usual [4 + C, anchors]."""
+    if options.get('transposed') is not None:
+        return bool(options['transposed'])
+    rows, cols = _tail(shape, 2)
+    # Exports have far more anchors than classes; a dynamic anchor count is the usual layout.
+    return rows is None or (cols is not None and rows > cols)
+
+
+def decode_yolov8(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
+                  options: Mapping[str, Any], score_threshold: float,
+                  class_ids: Sequence[int] = ()) -> RawDetections:
+    """YOLOv8/v11-style ``[1, 4 + C, anchors]``: cx, cy, w, h, class scores (no objectness).
+
+    Options: ``transposed`` (``[1, anchors, 4 + C]``; default: guessed from the shape, more
+    anchors than channels), ``normalized`` (false), ``multi_label`` (false), ``output``.
+    """
+    pred = _squeeze_batch(_first_output(outputs, options), 2, 'yolov8 output')
+    if not _yolov8_transposed(pred.shape, options):
+        pred = pred.T  # a view; the reductions below work on it without a copy
+    if pred.shape[1] < 5:
+        raise DecoderError(f'yolov8: expected [1, 4 + classes, anchors], got {list(pred.shape)}')
+    rows, cls, best = _best_class(pred[:, 4:], score_threshold,
+                                  bool(options.get('multi_label')), class_ids)
+    boxes = _cxcywh_to_xyxy(pred[rows, :4], input_size, bool(options.get('normalized')))
+    return RawDetections(boxes, best.astype(np.float32), cls.astype(np.int64))
+
+
+def _first_output(outputs: Mapping[str, np.ndarray], options: Mapping[str, Any]) -> np.ndarray:
+    name = options.get('output')
+    if name is None:
+        return np.asarray(next(iter(outputs.values())))
+    if name not in outputs:
+        raise DecoderError(f'option output {name!r} is not one of the outputs {list(outputs)}')
+    return np.asarray(outputs[name])
+
+
+def _first_shape(shapes: Mapping[str, Shape],
+                 options: Mapping[str, Any]) -> tuple[int | None, ...]:
+    name = options.get('output')
+    return _tail(shapes[name] if name in shapes else next(iter(shapes.values())), 2)
+
+
+def _yolov5_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                        input_size: tuple[int, int] | None = None) -> int | None:
+    k = _first_shape(shapes, options)[-1]
+    return None if k is None else k - 5
+
+
+def _yolov8_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                        input_size: tuple[int, int] | None = None) -> int | None:
+    shape = _first_shape(shapes, options)
+    k = shape[-1] if _yolov8_transposed(shape, options) else shape[0]
+    return None if k is None else k - 4
+
+
+# Classification -------------------------------------------------------------------------------
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def decode_classification(outputs: Mapping[str, np.ndarray], options: Mapping[str, Any],
+                          top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits or probabilities ``[1, C]`` to the top-k (class ids, scores), best first.
+
+    Option ``softmax``: true, false, or 'auto' (default: applied unless the values already
+    look like probabilities, all in [0, 1] and summing to 1).
+    """
+    values = np.asarray(_first_output(outputs, options), dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        raise DecoderError('classification: the output is empty')
+    mode = options.get('softmax', 'auto')
+    if mode == 'auto':
+        mode = not (values.min() >= 0 and values.max() <= 1 and abs(values.sum() - 1) < 1e-3)
+    probs = softmax(values) if mode else values
+    k = min(top_k, probs.size)
+    top = np.argpartition(-probs, k - 1)[:k]
+    top = top[np.argsort(-probs[top], kind='stable')]
+    return top.astype(np.int64), probs[top].astype(np.float32)
+
+
+def _classification_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                                input_size: tuple[int, int] | None = None) -> int | None:
+    name = options.get('output')
+    shape = [d for d in (shapes[name] if name in shapes else next(iter(shapes.values())))
+             if d != 1] or [1]
+    return shape[-1] if len(shape) == 1 else None
+
+
+_YOLO_OPTIONS = frozenset({'normalized', 'multi_label', 'output', 'nms'})
+
+DETECTION_DECODERS: dict[str, DetectionDecoder] = {
+    'nanodet': DetectionDecoder(decode_nanodet, _nanodet_num_classes,
+                                frozenset({'strides', 'reg_max', 'center_offset', 'nms'})),
+    'tf_ssd': DetectionDecoder(
+        decode_tf_ssd, lambda shapes, options, size: None,
+        frozenset({'label_offset', 'class_offset', 'box_order', 'normalized', 'nms'}),
+        applies_nms=True),
+    'yolov5': DetectionDecoder(decode_yolov5, _yolov5_num_classes, _YOLO_OPTIONS),
+    'yolov8': DetectionDecoder(decode_yolov8, _yolov8_num_classes,
+                               _YOLO_OPTIONS | {'transposed'}),
+}
+"""Detection decoders by card ``decoder.type``. Option ``nms``: run the shared NMS even
+when the model has its own (default: only when it has none)."""
+
+CLASSIFICATION_DECODERS: dict[str, ClassificationDecoder] = {
+    'classification': ClassificationDecoder(decode_classification,
+                                            _classification_num_classes,
+                                            frozenset({'softmax', 'output'})),
+}
+
+
+def num_classes(decoder_type: str, shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                input_size: tuple[int, int] | None = None) -> int | None:
+    """Number of classes the model outputs, from its output shapes by name (None: unknown).
+
+    Raises :class:`DecoderError` when the outputs cannot fit the decoder and its options.
+    """
+    registry: Mapping[str, Any] = {**DETECTION_DECODERS, **CLASSIFICATION_DECODERS}
+    if decoder_type not in registry:
+        raise DecoderError(f'unknown decoder {decoder_type!r}; known: {sorted(registry)}')
+    if not shapes:
+        raise DecoderError('the model has no outputs')
+    return registry[decoder_type].num_classes(shapes, options, input_size)

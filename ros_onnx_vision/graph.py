@@ -1,0 +1,87 @@
+"""The node graph, described once: used by the launch files, the demo and the tests.
+
+    camera_node --image_raw, camera_info--> inference_node --detections | classification-->
+    smoothing_node --detections_smoothed | classification_smoothed-->
+    (inference_node also publishes image_annotated and label_info)
+
+Plain Python, no rclpy and no launch import, so it can be checked and used anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PACKAGE = 'ros_onnx_vision'
+TASKS = ('human_detection', 'digit_classification')
+CAMERA_TOPIC = 'image_raw'
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph: executable (= node name) and its topic remappings."""
+
+    executable: str
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.executable
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The nodes of one task, the parameter file they share and the topics that connect them."""
+
+    task: str
+    inference_task: str  # 'detection' or 'classification' (the smoothing_node task)
+    parameters_file: str  # a file name under config/
+    result_topic: str
+    smoothed_topic: str
+    nodes: tuple[NodeSpec, ...] = field(default=())
+
+    def node(self, executable: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.executable == executable:
+                return spec
+        raise KeyError(f'{executable} is not part of the {self.task} pipeline')
+
+    def published_topics(self) -> dict[str, set[str]]:
+        """Topic names each node publishes, after remapping (for connection checks)."""
+        topics = {
+            'camera_node': {CAMERA_TOPIC, 'camera_info'},
+            'inference_node': {self.result_topic, 'image_annotated', 'label_info'},
+            'smoothing_node': {self.smoothed_topic},
+        }
+        return {spec.executable: {_remap(spec, t) for t in topics[spec.executable]}
+                for spec in self.nodes}
+
+    def subscribed_topics(self) -> dict[str, set[str]]:
+        topics = {'camera_node': set(), 'inference_node': {CAMERA_TOPIC},
+                  'smoothing_node': {self.result_topic}}
+        return {spec.executable: {_remap(spec, t) for t in topics[spec.executable]}
+                for spec in self.nodes}
+
+
+def _remap(spec: NodeSpec, topic: str) -> str:
+    return dict(spec.remappings).get(topic, topic)
+
+
+def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
+    """The graph of `task`. With `image_topic` set, attach to that existing camera topic
+    (a simulator's or another driver's) and leave camera_node out.
+    """
+    if task not in TASKS:
+        raise ValueError(f'unknown task {task!r}; expected one of {", ".join(TASKS)}')
+    detection = task == 'human_detection'
+    result = 'detections' if detection else 'classification'
+    nodes = []
+    inference_remaps: tuple[tuple[str, str], ...] = ()
+    if image_topic and image_topic != CAMERA_TOPIC:
+        inference_remaps = ((CAMERA_TOPIC, image_topic),)
+    if not image_topic:
+        nodes.append(NodeSpec('camera_node'))
+    nodes.append(NodeSpec('inference_node', inference_remaps))
+    nodes.append(NodeSpec('smoothing_node'))
+    return Pipeline(task=task, inference_task='detection' if detection else 'classification',
+                    parameters_file=f'{task}.yaml', result_topic=result,
+                    smoothed_topic=f'{result}_smoothed', nodes=tuple(nodes))

@@ -1,0 +1,119 @@
+"""rclpy glue shared by the nodes: parameter declaration, QoS, stamps and main()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+import math
+from typing import Any
+
+from builtin_interfaces.msg import Time as TimeMsg
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+import rclpy
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                             SingleThreadedExecutor)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ros_onnx_vision.parameters import ParameterSpec
+from ros_onnx_vision.ros_environment import apply_fastdds_profile
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    description = spec.description
+    if spec.choices:
+        description += ' (one of: ' + ', '.join(repr(c) for c in spec.choices) + ')'
+    descriptor = ParameterDescriptor(description=description, read_only=spec.read_only)
+    is_number = isinstance(spec.default, (int, float)) and not isinstance(spec.default, bool)
+    if is_number and spec.low is not None and spec.high is not None:
+        if isinstance(spec.default, int):
+            descriptor.integer_range = [IntegerRange(
+                from_value=int(spec.low), to_value=int(spec.high), step=0)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
+    return descriptor
+
+
+def declare_parameters(node: Node, specs: Iterable[ParameterSpec]) -> dict[str, Any]:
+    """Declare every parameter with its description and range; reject bad values clearly.
+
+    Values given at start (parameter files, -p) are checked too: a bad one raises ValueError
+    naming the parameter, the value and what is allowed, so the node refuses to start.
+    Returns the values in effect.
+    """
+    specs = list(specs)
+    by_name = {spec.name: spec for spec in specs}
+    values = {}
+    for spec in specs:
+        param = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        reason = spec.check(param.value)
+        if reason is not None:
+            raise ValueError(f'invalid parameter: {reason}')
+        values[spec.name] = param.value
+
+    def on_set(params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            spec = by_name.get(param.name)
+            reason = spec.check(param.value) if spec else None
+            if reason is not None:
+                node.get_logger().warning(f'rejected parameter change: {reason}')
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    return values
+
+
+def qos(reliability: str, depth: int) -> QoSProfile:
+    """Keep-last QoS with the given reliability ('best_effort' or 'reliable')."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth,
+        reliability=(ReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
+                     else ReliabilityPolicy.RELIABLE))
+
+
+def stamp_to_seconds(stamp: TimeMsg) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def seconds_to_stamp(seconds: float) -> TimeMsg:
+    sec = math.floor(seconds)
+    return TimeMsg(sec=int(sec), nanosec=min(int(round((seconds - sec) * 1e9)), 999_999_999))
+
+
+def run_node(factory: Callable[[], Node], name: str, *, threads: int = 1,
+             args: list[str] | None = None) -> int:
+    """Standard main(): shipped DDS profile, init, spin, clean shutdown on Ctrl-C or SIGTERM.
+
+    The process also ends, with status 0, once the node sets its attribute `finished`.
+    A ValueError/RuntimeError raised while building the node (bad parameters, bad source) is
+    logged as one clear line and the process exits with status 1, without a traceback.
+    """
+    apply_fastdds_profile()
+    rclpy.init(args=args)
+    node = None
+    status = 0
+    try:
+        node = factory()
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
+            else SingleThreadedExecutor()
+        executor.add_node(node)
+        # A node sets `finished` to end the process on its own (e.g. end of a video file).
+        while rclpy.ok() and not getattr(node, 'finished', False):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, RuntimeError, OSError, InvalidParameterValueException,
+            InvalidParameterTypeException) as error:
+        rclpy.logging.get_logger(name).fatal(str(error))
+        status = 1
+    except SystemExit as stop:
+        status = int(stop.code or 0)
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return status

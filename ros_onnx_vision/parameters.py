@@ -1,0 +1,168 @@
+"""The parameters of every node: names, defaults, descriptions, ranges, allowed values.
+
+One table per node, kept free of rclpy so that tests, launch-file checks and the documentation
+read the same source the nodes declare from (`node_support.declare_parameters`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """A node parameter. `choices` restricts strings; `low`/`high` bound numbers (inclusive)."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+
+    def check(self, value: Any) -> str | None:
+        """Return why `value` is not acceptable, or None when it is."""
+        if self.choices and value not in self.choices:
+            return f'{self.name}={value!r} is not one of {", ".join(self.choices)}'
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.low is not None and value < self.low:
+                return f'{self.name}={value} is below the minimum {self.low:g}'
+            if self.high is not None and value > self.high:
+                return f'{self.name}={value} is above the maximum {self.high:g}'
+        return None
+
+
+RELIABILITY = ('best_effort', 'reliable')
+
+CAMERA_NODE = (
+    ParameterSpec('source', 'synthetic',
+                  'Image source: a V4L2 device (/dev/video0 or an index such as 0), a video '
+                  'file, an image, a directory or glob of images, an rtsp:// or http:// '
+                  "stream, a rosbag2 recording (.mcap, .db3 or bag folder) or 'synthetic' "
+                  "('synthetic:640x480' sets its size)", read_only=True),
+    ParameterSpec('source_kind', '',
+                  'Override the kind inferred from source (empty = infer)',
+                  choices=('', 'device', 'video', 'image', 'images', 'stream', 'rosbag',
+                           'synthetic'), read_only=True),
+    ParameterSpec('frame_id', 'camera', 'frame_id of the published images and CameraInfo'),
+    ParameterSpec('camera_name', 'camera', 'Camera name reported in logs and calibration'),
+    ParameterSpec('fps', -1.0,
+                  'Target publish rate in Hz: -1 = the source\'s own rate (video files, bags; '
+                  '30 for sources without one), 0 = as fast as possible (benchmarks)',
+                  low=-1.0, high=1000.0),
+    ParameterSpec('width', 0, 'Output width in pixels (0 = source width; resize when set)',
+                  low=0, high=16384),
+    ParameterSpec('height', 0, 'Output height in pixels (0 = source height; resize when set)',
+                  low=0, high=16384),
+    ParameterSpec('encoding', 'bgr8', 'Published image encoding',
+                  choices=('bgr8', 'rgb8', 'mono8')),
+    ParameterSpec('loop', True, 'Restart files, image lists and bags at their end',
+                  read_only=True),
+    ParameterSpec('end_action', 'idle',
+                  'At the end of a non-looping source: stay idle or exit the node',
+                  choices=('idle', 'exit')),
+    ParameterSpec('camera_info_url', '',
+                  'Calibration YAML (file:// URL or path, camera_calibration format); empty = '
+                  'an uncalibrated CameraInfo of the right size', read_only=True),
+    ParameterSpec('device_pixel_format', '',
+                  'V4L2 pixel format to request (FOURCC such as MJPG or YUYV; empty = default)',
+                  read_only=True),
+    ParameterSpec('rosbag_topic', '',
+                  'Image topic to replay from a rosbag2 recording (empty = its only Image topic)',
+                  read_only=True),
+    ParameterSpec('reliability', 'best_effort',
+                  'QoS reliability of image_raw and camera_info (sensor data: best_effort)',
+                  choices=RELIABILITY, read_only=True),
+    ParameterSpec('depth', 5, 'QoS keep-last depth of image_raw and camera_info',
+                  low=1, high=100, read_only=True),
+    ParameterSpec('retry_initial_delay', 0.5,
+                  'First delay in seconds before reopening a source that failed', low=0.01,
+                  high=60.0),
+    ParameterSpec('retry_max_delay', 10.0,
+                  'Longest delay in seconds between reopen attempts (doubling backoff)',
+                  low=0.01, high=600.0),
+    ParameterSpec('max_retries', -1,
+                  'Reopen attempts before giving up (-1 = forever, 0 = never retry)',
+                  low=-1, high=1_000_000),
+)
+
+INFERENCE_NODE = (
+    ParameterSpec('model', 'nanodet_m_416.yaml',
+                  'Model card (YAML): a path, or a file name in the package\'s models/ folder',
+                  read_only=True),
+    ParameterSpec('execution_providers', ['cpu'],
+                  'ONNX Runtime execution providers in order of preference (tensorrt, cuda, '
+                  'cpu or full names); the first that loads is used', read_only=True),
+    ParameterSpec('strict_providers', False,
+                  'Fail configuration when the first requested provider cannot load, instead of '
+                  'falling back (with a warning saying why)', read_only=True),
+    ParameterSpec('intra_op_threads', 0,
+                  'ONNX Runtime intra-op threads (0 = ONNX Runtime default)', low=0, high=256,
+                  read_only=True),
+    ParameterSpec('graph_optimization', 'all', 'ONNX Runtime graph optimisation level',
+                  choices=('disable', 'basic', 'extended', 'all'), read_only=True),
+    ParameterSpec('optimized_model_cache', '',
+                  'Where to store the optimised model for faster later starts (empty = none)',
+                  read_only=True),
+    ParameterSpec('score_threshold', -1.0,
+                  'Minimum score of a result (-1 = the model card default)', low=-1.0, high=1.0),
+    ParameterSpec('nms_iou_threshold', -1.0,
+                  'IoU above which overlapping boxes are suppressed (-1 = model card default)',
+                  low=-1.0, high=1.0),
+    ParameterSpec('class_filter', ['card'],
+                  'Labels to keep: ["card"] = the model card\'s filter, [] = all classes'),
+    ParameterSpec('top_k', 0, 'Classification results to publish (0 = model card default)',
+                  low=0, high=1000),
+    ParameterSpec('digit_roi', [0.0, 0.0, 1.0, 1.0],
+                  'Region searched for a written digit: x, y, width, height as fractions of '
+                  'the image'),
+    ParameterSpec('reliability', 'best_effort',
+                  'QoS reliability of the image subscription (best_effort matches cameras and '
+                  'simulators; a reliable subscriber never hears a best-effort camera)',
+                  choices=RELIABILITY, read_only=True),
+    ParameterSpec('autostart', True,
+                  'Configure and activate at start; false leaves the lifecycle node unconfigured',
+                  read_only=True),
+    ParameterSpec('max_image_pixels', 50_000_000,
+                  'Refuse images with more pixels than this instead of allocating for them',
+                  low=1, high=1_000_000_000),
+)
+
+SMOOTHING_NODE = (
+    ParameterSpec('task', 'detection', 'What to smooth: detections or classification',
+                  choices=('detection', 'classification'), read_only=True),
+    ParameterSpec('window', 0.5,
+                  'Confirmation window in seconds: N = max(1, round(FPS * window)) agreeing '
+                  'frames confirm a result', low=0.001, high=60.0),
+    ParameterSpec('release_frames', 0,
+                  'M: consecutive disagreeing or empty frames that release a confirmed result '
+                  '(0 = N)', low=0, high=100_000),
+    ParameterSpec('min_score', 0.0, 'Results below this score count as no result',
+                  low=0.0, high=1.0),
+    ParameterSpec('timeout', 1.0,
+                  'Seconds without input (by stamps and by the node clock) after which '
+                  'everything confirmed is released', low=0.001, high=3600.0),
+    ParameterSpec('rate_window', 2.0,
+                  'Seconds of header stamps used to estimate the frame rate', low=0.05,
+                  high=600.0),
+    ParameterSpec('min_iou', 0.3, 'Detections: minimum IoU to associate a box with a track',
+                  low=0.01, high=1.0),
+    ParameterSpec('box_smoothing', 0.0,
+                  'Detections: exponential smoothing of confirmed boxes (0 = off, towards 1 = '
+                  'smoother)', low=0.0, high=0.99),
+    ParameterSpec('reliability', 'reliable', 'QoS reliability of the result subscription',
+                  choices=RELIABILITY, read_only=True),
+)
+
+NODE_PARAMETERS: dict[str, tuple[ParameterSpec, ...]] = {
+    'camera_node': CAMERA_NODE,
+    'inference_node': INFERENCE_NODE,
+    'smoothing_node': SMOOTHING_NODE,
+}
+
+
+def spec_by_name(node: str) -> dict[str, ParameterSpec]:
+    """The parameter table of an executable, keyed by parameter name."""
+    return {spec.name: spec for spec in NODE_PARAMETERS[node]}

@@ -1,0 +1,141 @@
+"""smoothing_node: publishes only results confirmed by frame-rate-aware consecutive voting.
+
+Subscribes `classification` (vision_msgs/Classification) or `detections`
+(vision_msgs/Detection2DArray) and publishes `classification_smoothed` / `detections_smoothed`
+on every input, with the input's header; empty when nothing is confirmed. The logic lives in
+`ros_onnx_vision.voting`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+from std_msgs.msg import Header
+from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detection2DArray,
+                             ObjectHypothesis, ObjectHypothesisWithPose)
+
+from ros_onnx_vision.node_support import (declare_parameters, qos, run_node, seconds_to_stamp,
+                                          stamp_to_seconds)
+from ros_onnx_vision.parameters import SMOOTHING_NODE
+from ros_onnx_vision.voting import Detection, DetectionTracker, LabelVoter, Track
+
+
+def detections_from_msg(msg: Detection2DArray) -> list[Detection]:
+    """Best hypothesis of each Detection2D, with its box as x1, y1, x2, y2."""
+    result = []
+    for det in msg.detections:
+        if not det.results:
+            continue
+        best = max(det.results, key=lambda r: r.hypothesis.score).hypothesis
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        w, h = det.bbox.size_x, det.bbox.size_y
+        result.append(Detection(best.class_id, float(best.score),
+                                (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)))
+    return result
+
+
+def tracks_to_msg(header: Header, tracks: list[Track]) -> Detection2DArray:
+    msg = Detection2DArray(header=header)
+    for track in tracks:
+        x1, y1, x2, y2 = track.box
+        bbox = BoundingBox2D(size_x=float(x2 - x1), size_y=float(y2 - y1))
+        bbox.center.position.x, bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2
+        hypothesis = ObjectHypothesisWithPose(
+            hypothesis=ObjectHypothesis(class_id=track.class_id, score=float(track.score)))
+        msg.detections.append(
+            Detection2D(header=header, results=[hypothesis], bbox=bbox, id=track.id))
+    return msg
+
+
+class SmoothingNode(Node):
+    """Thin ROS wrapper around LabelVoter / DetectionTracker."""
+
+    def __init__(self) -> None:
+        super().__init__('smoothing_node')
+        params = declare_parameters(self, SMOOTHING_NODE)
+        self.task = params['task']
+        common = dict(window_s=params['window'], min_score=params['min_score'],
+                      release_frames=params['release_frames'] or None,
+                      timeout_s=params['timeout'], rate_window_s=params['rate_window'])
+        self.voter: LabelVoter | DetectionTracker
+        if self.task == 'classification':
+            self.voter = LabelVoter(**common)
+            in_type, in_topic, out_type, out_topic = (
+                Classification, 'classification', Classification, 'classification_smoothed')
+        else:
+            self.voter = DetectionTracker(**common, min_iou=params['min_iou'],
+                                          smoothing=params['box_smoothing'])
+            in_type, in_topic, out_type, out_topic = (
+                Detection2DArray, 'detections', Detection2DArray, 'detections_smoothed')
+        self.timeout = params['timeout']
+        self.last_header: Header | None = None
+        self.last_arrival = 0.0  # monotonic time of the last input, for the no-input timeout
+        self.summary = ''
+        self.publisher = self.create_publisher(out_type, out_topic, 10)
+        self.subscription = self.create_subscription(
+            in_type, in_topic, self.on_input, qos(params['reliability'], 10))
+        self.timer = self.create_timer(min(0.1, self.timeout / 4), self.on_timer)
+        self.get_logger().info(
+            f'smoothing {in_topic} -> {out_topic}: window {params["window"]} s '
+            f'(N = FPS x window), release after {params["release_frames"] or "N"} frames, '
+            f'timeout {self.timeout} s')
+
+    def on_input(self, msg: Classification | Detection2DArray) -> None:
+        stamp = stamp_to_seconds(msg.header.stamp)
+        self.last_header, self.last_arrival = msg.header, time.monotonic()
+        if isinstance(self.voter, LabelVoter):
+            best = max(msg.results, key=lambda r: r.score) if msg.results else None
+            state = self.voter.update(stamp, best.class_id if best else None,
+                                      float(best.score) if best else 0.0)
+            out = Classification(header=msg.header)
+            if state.label is not None:
+                out.results = [ObjectHypothesis(class_id=state.label,
+                                                score=float(state.score or 0.0))]
+        else:
+            tracks = self.voter.update(stamp, detections_from_msg(msg))
+            out = tracks_to_msg(msg.header, tracks)
+        self.publisher.publish(out)
+        self.log_if_changed()
+
+    def on_timer(self) -> None:
+        """Release everything when no input arrived for `timeout` seconds of wall time."""
+        if self.last_header is None:
+            return
+        idle = time.monotonic() - self.last_arrival
+        if idle <= self.timeout:
+            return
+        # Express "now" on the inputs' own clock (sim time or recorded stamps alike).
+        now_on_input_clock = stamp_to_seconds(self.last_header.stamp) + idle
+        if isinstance(self.voter, LabelVoter):
+            released = self.voter.check_timeout(now_on_input_clock).changed
+        else:
+            released = self.voter.check_timeout(now_on_input_clock)
+        if released:
+            header = Header(frame_id=self.last_header.frame_id,
+                            stamp=seconds_to_stamp(now_on_input_clock))
+            empty = (Classification(header=header) if isinstance(self.voter, LabelVoter)
+                     else Detection2DArray(header=header))
+            self.publisher.publish(empty)
+            self.get_logger().warning(
+                f'no input for {idle:.1f} s (timeout {self.timeout} s): released all '
+                'confirmed results; input is stale')
+        self.log_if_changed()
+
+    def log_if_changed(self) -> None:
+        summary = self.voter.describe()
+        if isinstance(self.voter, LabelVoter):
+            key = str(self.voter.label)
+        else:
+            key = ','.join(sorted(t.id for t in self.voter.confirmed))
+        if key != self.summary:
+            self.summary = key
+            self.get_logger().info(summary)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SmoothingNode, 'smoothing_node', args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
