@@ -105,8 +105,12 @@ def draw_classification(image: np.ndarray, classifications: Sequence[Classificat
         draw_label(canvas, 'no digit', anchor[0], anchor[1], NO_DIGIT_COLOR, font_scale * 1.4,
                    text_thickness + 1, above=roi_box is not None)
         if no_digit:
-            reason = no_digit if len(no_digit) <= 60 else no_digit[:57] + '...'
-            draw_label(canvas, reason, 0, canvas.shape[0], NO_DIGIT_COLOR, font_scale * 0.8,
+            reason, small = no_digit, font_scale * 0.8
+            # Shorten the reason until it fits the width of the image.
+            while len(reason) > 4 and cv2.getTextSize(reason, FONT, small, text_thickness)[0][
+                    0] > canvas.shape[1] - 8:
+                reason = reason[:-4] + '...'
+            draw_label(canvas, reason, 0, canvas.shape[0], NO_DIGIT_COLOR, small,
                        text_thickness)
         return canvas
     best = classifications[0]

@@ -100,9 +100,9 @@ def _columns(scores: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, 
     return scores[:, ids], ids
 
 
-def _above(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the entries above ``threshold`` (faster than 2-D nonzero)."""
-    return np.divmod(np.flatnonzero(scores > threshold), scores.shape[1])
+def _at_least(scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the entries >= ``threshold`` (faster than a 2-D nonzero)."""
+    return np.divmod(np.flatnonzero(scores >= threshold), scores.shape[1])
 
 
 def _tail(shape: Shape, rank: int) -> tuple[int | None, ...]:
@@ -206,7 +206,7 @@ def decode_nanodet(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int
             cls, reg = cls[:, :-bins], reg[:, -bins:]
         start += n
         cls, column_class = _columns(cls, class_ids)
-        anchor, column = _above(cls, score_threshold)
+        anchor, column = _at_least(cls, score_threshold)
         if anchor.size == 0:
             continue
         # Decode each candidate cell once, even when several classes pass the threshold.
@@ -285,7 +285,7 @@ def decode_tf_ssd(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int]
     boxes, scores, classes = boxes[:count], scores[:count], classes[:count]
     offset = options.get('label_offset', options.get('class_offset', 1))
     class_ids = np.rint(np.nan_to_num(classes)).astype(np.int64) - int(offset)
-    keep = (scores > score_threshold) & (class_ids >= 0)
+    keep = (scores >= score_threshold) & (class_ids >= 0)
     boxes = boxes[keep].astype(np.float32)
     order = options.get('box_order', 'yxyx')
     if order not in ('yxyx', 'xyxy'):
@@ -311,20 +311,20 @@ def _cxcywh_to_xyxy(xywh: np.ndarray, input_size: tuple[int, int],
 
 def _best_class(scores: np.ndarray, score_threshold: float, multi_label: bool,
                 class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, class ids and scores of (anchor, class) pairs above the threshold.
+    """Rows, class ids and scores of (anchor, class) pairs at or above the threshold.
 
     Single-label: each anchor's best class over all classes, then the class filter (as
     YOLOv5's NMS does), so an anchor that is mostly 'dog' never becomes a weak 'person'.
     """
     if multi_label:
         scores, column_class = _columns(scores, class_ids)
-        rows, column = _above(scores, score_threshold)
+        rows, column = _at_least(scores, score_threshold)
         return rows, column_class[column], scores[rows, column]
     if scores.shape[0] == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     column = scores.argmax(axis=1)
     best = scores[np.arange(len(scores)), column]
-    keep = best > score_threshold
+    keep = best >= score_threshold
     if len(class_ids):
         keep &= np.isin(column, np.asarray(class_ids, np.int64))
     rows = np.flatnonzero(keep)
@@ -343,7 +343,7 @@ def decode_yolov5(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int]
     if pred.shape[1] < 6:
         raise DecoderError(f'yolov5: expected [1, anchors, 5 + classes], got {list(pred.shape)}')
     # Objectness bounds the score (class scores are probabilities), so filter on it first.
-    pred = pred[pred[:, 4] > score_threshold]
+    pred = pred[pred[:, 4] >= score_threshold]
     scores = pred[:, 5:] * pred[:, 4:5]
     rows, cls, best = _best_class(scores, score_threshold, bool(options.get('multi_label')),
                                   class_ids)
@@ -419,13 +419,13 @@ def decode_classification(outputs: Mapping[str, np.ndarray], options: Mapping[st
                           top_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Logits or probabilities ``[1, C]`` to the top-k (class ids, scores), best first.
 
-    Option ``softmax``: true, false, or 'auto' (default: applied unless the values already
-    look like probabilities, all in [0, 1] and summing to 1).
+    Option ``softmax`` (or ``apply_softmax``): true, false, or 'auto' (default: applied
+    unless the values already look like probabilities, all in [0, 1] and summing to 1).
     """
     values = np.asarray(_first_output(outputs, options), dtype=np.float64).reshape(-1)
     if values.size == 0:
         raise DecoderError('classification: the output is empty')
-    mode = options.get('softmax', 'auto')
+    mode = options.get('softmax', options.get('apply_softmax', 'auto'))
     if mode == 'auto':
         mode = not (values.min() >= 0 and values.max() <= 1 and abs(values.sum() - 1) < 1e-3)
     probs = softmax(values) if mode else values
@@ -462,7 +462,7 @@ when the model has its own (default: only when it has none)."""
 CLASSIFICATION_DECODERS: dict[str, ClassificationDecoder] = {
     'classification': ClassificationDecoder(decode_classification,
                                             _classification_num_classes,
-                                            frozenset({'softmax', 'output'})),
+                                            frozenset({'softmax', 'apply_softmax', 'output'})),
 }
 
 

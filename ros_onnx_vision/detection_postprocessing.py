@@ -75,7 +75,7 @@ def postprocess(raw: RawDetections, scale: ScaleInfo, *, score_threshold: float,
                 max_detections: int = 100, apply_nms: bool = True) -> list[Detection]:
     """Candidates in model-input pixels to final detections in source pixels.
 
-    Keeps finite boxes with score > ``score_threshold`` whose class is in ``class_ids``
+    Keeps finite boxes with score >= ``score_threshold`` whose class is in ``class_ids``
     (empty: all), maps them to source pixels clipped to the image, drops empty boxes, runs
     class-aware NMS (unless the model already did, ``apply_nms=False``) and returns at most
     ``max_detections``, best score first.
@@ -83,7 +83,7 @@ def postprocess(raw: RawDetections, scale: ScaleInfo, *, score_threshold: float,
     boxes = np.asarray(raw.boxes, np.float32).reshape(-1, 4)
     scores = np.asarray(raw.scores, np.float32).reshape(-1)
     classes = np.asarray(raw.class_ids, np.int64).reshape(-1)
-    keep = (scores > score_threshold) & np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
+    keep = (scores >= score_threshold) & np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
     if len(class_ids):
         keep &= np.isin(classes, np.asarray(class_ids, np.int64))
     boxes, scores, classes = boxes[keep], scores[keep], classes[keep]

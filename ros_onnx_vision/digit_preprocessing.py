@@ -41,9 +41,11 @@ class DigitExtraction:
 
 def roi_pixels(width: int, height: int,
                roi: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
-    """The region of interest, given as fractions (x0, y0, x1, y1), in pixels."""
-    x0, y0 = int(round(roi[0] * width)), int(round(roi[1] * height))
-    x1, y1 = int(round(roi[2] * width)), int(round(roi[3] * height))
+    """The region of interest, (x, y, width, height) fractions, as pixels x1, y1, x2, y2."""
+    x0 = min(int(round(roi[0] * width)), width - 1)
+    y0 = min(int(round(roi[1] * height)), height - 1)
+    x1 = min(int(round((roi[0] + roi[2]) * width)), width)
+    y1 = min(int(round((roi[1] + roi[3]) * height)), height)
     return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
@@ -53,7 +55,6 @@ def _odd(value: float) -> int:
 
 def _ink_mask(gray: np.ndarray, spec: DigitSpec) -> tuple[np.ndarray, np.ndarray]:
     """Flatten the paper's illumination, then threshold: (mask of ink, flattened image)."""
-    gray = cv2.GaussianBlur(gray, (3, 3), 0)
     # A closing wider than any stroke erases the ink and leaves the paper brightness, shading
     # included; dividing by it makes the paper uniformly white.
     size = _odd(min(gray.shape) / 3)
@@ -88,18 +89,33 @@ def _select(mask: np.ndarray, flat: np.ndarray,
     upright = (w <= 2.0 * h) & (area <= 0.85 * w * h)
     plausible = np.nonzero(inside & tall & upright)[0]
     if plausible.size == 0:
+        if count == 1:
+            return None, 'no dark marks on the paper'
         if np.any(tall & ~inside):
             return None, 'the only large marks touch the border of the region'
         tallest = int(h.max()) if h.size else 0
         return None, (f'no digit-sized mark: the tallest is {tallest} px, a digit needs '
                       f'{math.ceil(min_h)} px ({spec.min_height_fraction:.0%} of the region)')
     main = plausible[np.argmax(area[plausible])]
-    # Broken strokes (the bar of a 5 or 7) are separate components close to the main one.
-    margin = 0.2 * h[main]
-    near = ((x >= x[main] - margin) & (y >= y[main] - margin)
-            & (x + w <= x[main] + w[main] + margin) & (y + h <= y[main] + h[main] + margin)
-            & (area >= 0.05 * area[main]) & inside)
-    chosen = np.isin(labels, np.nonzero(near)[0] + 1)
+    # Broken strokes (the bar of a 5, a thin pen line) are separate components close to the
+    # main one: grow the digit's box by each piece that is near it, nearest first.
+    margin = 0.25 * h[main]
+    union = [x[main], y[main], x[main] + w[main], y[main] + h[main]]
+    pieces = [main]
+    candidates = np.nonzero(inside & (area >= 0.03 * area[main]))[0]
+    for _ in range(len(candidates)):
+        gap_x = np.maximum(0, np.maximum(union[0] - (x + w), x - union[2]))
+        gap_y = np.maximum(0, np.maximum(union[1] - (y + h), y - union[3]))
+        gap = np.maximum(gap_x, gap_y)[candidates]
+        gap[np.isin(candidates, pieces)] = np.iinfo(gap.dtype).max
+        nearest = int(np.argmin(gap))
+        if gap[nearest] > margin:
+            break
+        piece = candidates[nearest]
+        pieces.append(piece)
+        union = [min(union[0], x[piece]), min(union[1], y[piece]),
+                 max(union[2], x[piece] + w[piece]), max(union[3], y[piece] + h[piece])]
+    chosen = np.isin(labels, np.asarray(pieces) + 1)
     paper = flat[mask == 0]
     darkness = float(paper.mean()) - float(flat[chosen].mean())
     spread = float(paper.std()) + 1.0
@@ -168,11 +184,14 @@ def extract_digit(image: np.ndarray, spec: DigitSpec = DigitSpec(),
                             interpolation=cv2.INTER_AREA)
     if min(region.shape) < 8:
         return DigitExtraction(None, None, roi_box, 'the region is too small to hold a digit')
-    low, high = np.percentile(region, (1, 99))
-    if high - low < spec.min_contrast:
+    region = cv2.GaussianBlur(region, (3, 3), 0)
+    # The darkest (denoised) mark against the typical paper: a small digit covers well under
+    # 1% of the region, so percentiles would miss it.
+    contrast = float(np.median(region)) - float(region.min())
+    if contrast < spec.min_contrast:
         return DigitExtraction(None, None, roi_box,
-                               f'blank region: contrast {high - low:.0f} < '
-                               f'{spec.min_contrast:.0f}')
+                               f'blank region: the darkest mark is {contrast:.0f} levels below '
+                               f'the paper, a digit needs {spec.min_contrast:.0f}')
     mask, flat = _ink_mask(region, spec)
     chosen, reason = _select(mask, flat, spec)
     if chosen is None:

@@ -85,3 +85,17 @@ def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
     return Pipeline(task=task, inference_task='detection' if detection else 'classification',
                     parameters_file=f'{task}.yaml', result_topic=result,
                     smoothed_topic=f'{result}_smoothed', nodes=tuple(nodes))
+
+
+def node_overrides(pipe: Pipeline, *, source: str = '', model: str = '',
+                   use_sim_time: bool = False) -> dict[str, dict[str, object]]:
+    """Per-node parameters that launch arguments set on top of the parameter file."""
+    overrides: dict[str, dict[str, object]] = {spec.executable: {} for spec in pipe.nodes}
+    if source and 'camera_node' in overrides:
+        overrides['camera_node']['source'] = source
+    if model:
+        overrides['inference_node']['model'] = model
+    if use_sim_time:
+        for values in overrides.values():
+            values['use_sim_time'] = True
+    return overrides

@@ -90,15 +90,15 @@ class OutputSpec:
 class DigitSpec:
     """Settings for MNIST-style digit extraction from a camera frame (see digit_preprocessing).
 
-    ``roi`` is (x0, y0, x1, y1) as fractions of the frame.
+    ``roi``: the region searched, (x, y, width, height) as fractions of the frame.
     """
 
-    roi: tuple[float, float, float, float] = (0.2, 0.1, 0.8, 0.9)
+    roi: tuple[float, float, float, float] = (0.2, 0.1, 0.6, 0.8)
     threshold: str = 'otsu'
     min_contrast: float = 40.0
-    min_height_fraction: float = 0.12
+    min_height_fraction: float = 0.08
     max_ink_fraction: float = 0.35
-    stroke_width: float = 2.5
+    stroke_width: float = 2.0  # MNIST median, in pixels of the 20x20 box
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class _Reader:
                 f'{", ".join(self.prefix + k for k in unknown)}; '
                 f'allowed here: {", ".join(sorted(allowed))}')
 
-    def raw(self, key: str, default: Any = ..., ) -> Any:
+    def raw(self, key: str, default: Any = ...) -> Any:
         if key not in self.data or self.data[key] is None and default is not ...:
             if default is ...:
                 raise ModelCardError(
@@ -187,8 +187,10 @@ class _Reader:
             return None
         kind = 'an integer' if integer else 'a number'
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type or not lo <= value <= hi:
-            raise self.error(key, value, f'{kind} in [{lo}, {hi}]')
+        if (isinstance(value, bool) or not ok_type or not math.isfinite(value)
+                or not lo <= value <= hi):
+            bounds = '' if math.isinf(lo) and math.isinf(hi) else f' in [{lo:g}, {hi:g}]'
+            raise self.error(key, value, f'{kind}{bounds}')
         return int(value) if integer else float(value)
 
     def numbers(self, key: str, default: Any, count: Iterable[int]) -> tuple[float, ...]:
@@ -198,7 +200,7 @@ class _Reader:
         counts = tuple(count)
         if (not isinstance(value, (list, tuple)) or len(value) not in counts
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           for v in value)):
+                           and math.isfinite(v) for v in value)):
             raise self.error(key, value, f'a number or a list of {" or ".join(map(str, counts))}'
                                          ' numbers')
         return tuple(float(v) for v in value)
@@ -281,16 +283,20 @@ def _read_outputs(reader: _Reader) -> tuple[OutputSpec, ...]:
     return tuple(specs)
 
 
+def _read_roi(reader: _Reader, key: str, default: Sequence[float]
+              ) -> tuple[float, float, float, float]:
+    x, y, w, h = reader.numbers(key, list(default), (4,))
+    if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 - x + 1e-9 and 0 < h <= 1 - y + 1e-9):
+        raise reader.error(key, [x, y, w, h], '[x, y, width, height] as fractions of the image, '
+                                              'inside it, with a positive size')
+    return x, y, w, h
+
+
 def _read_digit(reader: _Reader) -> DigitSpec:
     reader.check_keys(_DIGIT_KEYS)
     default = DigitSpec()
-    roi = reader.numbers('roi', list(default.roi), (4,))
-    x0, y0, x1, y1 = roi
-    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-        raise reader.error('roi', list(roi), '[x0, y0, x1, y1] fractions with 0 <= x0 < x1 <= 1'
-                                             ' and 0 <= y0 < y1 <= 1')
     return DigitSpec(
-        roi=(x0, y0, x1, y1),
+        roi=_read_roi(reader, 'roi', default.roi),
         threshold=reader.choice('threshold', THRESHOLD_METHODS, default.threshold),
         min_contrast=reader.number('min_contrast', default.min_contrast, lo=0, hi=255),
         min_height_fraction=reader.number('min_height_fraction', default.min_height_fraction,
@@ -395,7 +401,8 @@ def load_model_card(path: str | Path, *, verify_sha256: bool = True) -> ModelCar
         decoder=decoder,
         labels=labels,
         labels_path=labels_path,
-        score_threshold=th.number('score', 0.35, lo=0, hi=1),
+        # Unset: 0.35 for detection (a common default), none for classification.
+        score_threshold=th.number('score', 0.35 if task == 'detection' else 0.0, lo=0, hi=1),
         nms_iou=th.number('nms_iou', 0.5, lo=0, hi=1),
         class_filter=_class_filter(top, top.raw('class_filter', []), labels),
         top_k=top.number('top_k', 5, lo=1, hi=100000, integer=True),
@@ -502,14 +509,17 @@ def check_model_against_card(card: ModelCard, session_inputs: Sequence[Any],
 
 def apply_overrides(card: ModelCard, *, score_threshold: float | None = None,
                     nms_iou: float | None = None, class_filter: Sequence[str] | None = None,
-                    top_k: int | None = None, max_detections: int | None = None) -> ModelCard:
+                    top_k: int | None = None, max_detections: int | None = None,
+                    digit_roi: Sequence[float] | None = None) -> ModelCard:
     """Return a copy of the card with run-time parameters applied (``None`` keeps the card's).
 
+    ``class_filter``: label names, ``[]`` keeps every class. ``digit_roi``: (x, y, width,
+    height) fractions; it turns digit extraction on for a classification card without it.
     Raises :class:`ModelCardError` for out-of-range values or class names not in the labels.
     """
     reader = _Reader(card.path, {
         'score': score_threshold, 'nms_iou': nms_iou, 'top_k': top_k,
-        'max_detections': max_detections}, 'override ')
+        'max_detections': max_detections, 'digit_roi': digit_roi}, 'override ')
     changes: dict[str, Any] = {}
     if score_threshold is not None:
         changes['score_threshold'] = reader.number('score', lo=0, hi=1)
@@ -522,4 +532,9 @@ def apply_overrides(card: ModelCard, *, score_threshold: float | None = None,
                                                   integer=True)
     if class_filter is not None:
         changes['class_filter'] = _class_filter(reader, list(class_filter), card.labels)
+    if digit_roi is not None:
+        if card.task != 'classification':
+            raise reader.error('digit_roi', list(digit_roi), 'no region for a detection card')
+        changes['digit'] = dataclasses.replace(
+            card.digit or DigitSpec(), roi=_read_roi(reader, 'digit_roi', (0, 0, 1, 1)))
     return dataclasses.replace(card, **changes)

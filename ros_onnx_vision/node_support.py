@@ -88,7 +88,8 @@ def run_node(factory: Callable[[], Node], name: str, *, threads: int = 1,
              args: list[str] | None = None) -> int:
     """Standard main(): shipped DDS profile, init, spin, clean shutdown on Ctrl-C or SIGTERM.
 
-    The process also ends, with status 0, once the node sets its attribute `finished`.
+    The process also ends once the node sets its attribute `finished`, with the node's
+    `exit_code` (default 0).
     A ValueError/RuntimeError raised while building the node (bad parameters, bad source) is
     logged as one clear line and the process exits with status 1, without a traceback.
     """
@@ -104,6 +105,7 @@ def run_node(factory: Callable[[], Node], name: str, *, threads: int = 1,
         # A node sets `finished` to end the process on its own (e.g. end of a video file).
         while rclpy.ok() and not getattr(node, 'finished', False):
             executor.spin_once(timeout_sec=0.1)
+        status = int(getattr(node, 'exit_code', 0))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, RuntimeError, OSError, InvalidParameterValueException,

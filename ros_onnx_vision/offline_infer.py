@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--class-filter',
                         help="comma-separated labels to keep ('' keeps all); overrides card")
     parser.add_argument('--top-k', type=int, help="override the card's top_k")
+    parser.add_argument('--digit-roi', type=float, nargs=4, metavar=('X', 'Y', 'W', 'H'),
+                        help='digit cards: region searched, as fractions of the image')
     parser.add_argument('--providers', default='cpu',
                         help='comma-separated execution providers in order of preference '
                              '(tensorrt, cuda, cpu or full onnxruntime names); default cpu')
@@ -113,6 +115,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise _UsageError(f'input file(s) not found: {", ".join(missing)}')
+    for path in files:  # before any output, so that a bad file in the list fails fast
+        if path.suffix.lower() not in VIDEO_SUFFIXES and not cv2.haveImageReader(str(path)):
+            raise _UsageError(f'cannot read image {path} (not an image or video OpenCV can '
+                              'decode)')
     card = load_model_card(card_path)
     engine = InferenceEngine(card, providers=[p for p in args.providers.split(',') if p],
                              strict=args.strict_providers, intra_op_threads=args.threads)
@@ -120,7 +126,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.class_filter is not None:
         class_filter = [c.strip() for c in args.class_filter.split(',') if c.strip()]
     engine.apply_overrides(score_threshold=args.score_threshold, nms_iou=args.nms_iou,
-                           class_filter=class_filter, top_k=args.top_k)
+                           class_filter=class_filter, top_k=args.top_k,
+                           digit_roi=args.digit_roi)
     print(engine.provider_report.summary(), file=err)
     annotate_dir = Path(args.annotate_dir) if args.annotate_dir else None
     if annotate_dir is not None:

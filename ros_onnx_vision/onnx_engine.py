@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 from dataclasses import dataclass, field
 import hashlib
 import importlib.metadata
@@ -180,9 +181,14 @@ def _capture_native_stderr() -> Iterator[list[str]]:
             lines.extend(text.splitlines())
 
 
-def _cache_file(cache_dir: str, model_path: Path, level: str, providers: Sequence[str]) -> Path:
+_session_lock = threading.Lock()
+
+
+def _cache_file(cache_dir: str, model_path: Path, level: str) -> Path:
+    # Keyed by model content, onnxruntime version, level and CPU architecture: the optimized
+    # graph may hold kernels specific to each.
     digest = hashlib.sha256(model_path.read_bytes())
-    digest.update(f'{ort.__version__}|{level}|{providers}|{platform.machine()}'.encode())
+    digest.update(f'{ort.__version__}|{level}|{platform.machine()}'.encode())
     return Path(cache_dir).expanduser() / f'{model_path.stem}.{digest.hexdigest()[:16]}.onnx'
 
 
@@ -226,22 +232,26 @@ def create_session(model_path: str | Path, providers: Sequence[str], *, strict: 
     options.graph_optimization_level = GRAPH_OPTIMIZATION[graph_optimization]
     load_path = model_path
     provider_options: list[dict[str, Any]] = [{} for _ in usable]
+    accelerated = usable != ['CPUExecutionProvider']
     if optimized_model_cache:
         Path(optimized_model_cache).expanduser().mkdir(parents=True, exist_ok=True)
-        cached = _cache_file(optimized_model_cache, model_path, graph_optimization, usable)
-        if cached.is_file():
-            load_path = cached
-            options.graph_optimization_level = GRAPH_OPTIMIZATION['disable']
-        else:
-            options.optimized_model_filepath = str(cached)
+        # Only CPU sessions save their optimized graph: one with nodes compiled by an
+        # accelerator cannot be serialised, and TensorRT keeps its own engine cache instead.
+        if not accelerated:
+            cached = _cache_file(optimized_model_cache, model_path, graph_optimization)
+            if cached.is_file():
+                load_path = cached
+                options.graph_optimization_level = GRAPH_OPTIMIZATION['disable']
+            else:
+                options.optimized_model_filepath = str(cached)
         if 'TensorrtExecutionProvider' in usable:
             provider_options[usable.index('TensorrtExecutionProvider')] = {
                 'trt_engine_cache_enable': True,
                 'trt_engine_cache_path': str(Path(optimized_model_cache).expanduser())}
 
-    accelerated = usable != ['CPUExecutionProvider']
     capture = _capture_native_stderr() if accelerated else contextlib.nullcontext([])
-    with capture as log:
+    # The capture redirects the process-wide fd 2: one session creation at a time.
+    with _session_lock, capture as log:
         try:
             session = _new_session(load_path, options, usable, provider_options)
         except ProviderInitError as err:
@@ -265,16 +275,12 @@ def create_session(model_path: str | Path, providers: Sequence[str], *, strict: 
     return session, report
 
 
-_session_lock = threading.Lock()
-
-
 def _new_session(path: Path, options: ort.SessionOptions, providers: list[str],
                  provider_options: list[dict[str, Any]]) -> ort.InferenceSession:
     try:
-        with _session_lock:
-            # enable_fallback=0: onnxruntime's own fallback only prints to stdout; we report.
-            return ort.InferenceSession(str(path), sess_options=options, providers=providers,
-                                        provider_options=provider_options, enable_fallback=0)
+        # enable_fallback=0: onnxruntime's own fallback only prints to stdout; we report.
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers,
+                                    provider_options=provider_options, enable_fallback=0)
     except Exception as err:  # onnxruntime raises its own pybind exception types
         text = str(err)
         if providers != ['CPUExecutionProvider'] and 'INVALID_PROTOBUF' not in text \
@@ -394,7 +400,7 @@ class InferenceEngine:
         Returns an :class:`InferenceResult` with boxes in ``image`` pixels and the timings of
         this frame, also added to :attr:`timings`.
         """
-        card = self.card
+        card = self.card  # read once: overrides may replace it meanwhile
         size = (int(image.shape[1]), int(image.shape[0]))
         t0 = time.perf_counter()
         extraction = None
@@ -409,30 +415,43 @@ class InferenceEngine:
         else:
             tensor, scale = preprocess(image, card.input, color_order)
         t1 = time.perf_counter()
-        raw = self.session.run(self.output_names, {card.input.name: tensor})
+        outputs = dict(zip(self.output_names,
+                           self.session.run(self.output_names, {card.input.name: tensor})))
         t2 = time.perf_counter()
-        outputs = dict(zip(self.output_names, raw))
-        detections: list[Detection] = []
-        classifications: list[Classification] = []
         if card.task == 'detection':
-            decoder = decoders.DETECTION_DECODERS[card.decoder.type]
-            candidates = decoder.decode(outputs, (scale.input_width, scale.input_height),
-                                        card.decoder.options, card.score_threshold,
-                                        card.class_filter_ids)
-            detections = postprocess(
-                candidates, scale, score_threshold=card.score_threshold, nms_iou=card.nms_iou,
-                labels=card.labels, class_ids=card.class_filter_ids,
-                max_detections=card.max_detections,
-                apply_nms=not decoder.applies_nms or bool(card.decoder.options.get('nms')))
+            result = InferenceResult(card.task, size, StageTimings(),
+                                     detections=self._detect(card, outputs, scale), scale=scale)
+        elif extraction is None:
+            result = InferenceResult(card.task, size, StageTimings(),
+                                     classifications=self._classify(card, outputs))
         else:
-            decoder_c = decoders.CLASSIFICATION_DECODERS[card.decoder.type]
-            ids, scores = decoder_c.decode(outputs, card.decoder.options, card.top_k)
-            classifications = [Classification(int(i), card.label(int(i)), float(s))
-                               for i, s in zip(ids, scores)]
+            classes = self._classify(card, outputs)
+            unsure = None if classes else (
+                f'not sure: the best guess scores below the threshold {card.score_threshold}')
+            result = InferenceResult(card.task, size, StageTimings(), classifications=classes,
+                                     no_digit=unsure, roi_box=extraction.roi_box,
+                                     digit_box=None if unsure else extraction.box)
         timings = StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3,
                                (time.perf_counter() - t2) * 1e3)
         self.timings.add(timings)
-        return InferenceResult(
-            card.task, size, timings, detections=detections, classifications=classifications,
-            digit_box=None if extraction is None else extraction.box,
-            roi_box=None if extraction is None else extraction.roi_box, scale=scale)
+        return dataclasses.replace(result, timings=timings)
+
+    @staticmethod
+    def _detect(card: ModelCard, outputs: dict[str, np.ndarray],
+                scale: ScaleInfo) -> list[Detection]:
+        decoder = decoders.DETECTION_DECODERS[card.decoder.type]
+        candidates = decoder.decode(outputs, (scale.input_width, scale.input_height),
+                                    card.decoder.options, card.score_threshold,
+                                    card.class_filter_ids)
+        return postprocess(
+            candidates, scale, score_threshold=card.score_threshold, nms_iou=card.nms_iou,
+            labels=card.labels, class_ids=card.class_filter_ids,
+            max_detections=card.max_detections,
+            apply_nms=not decoder.applies_nms or bool(card.decoder.options.get('nms')))
+
+    @staticmethod
+    def _classify(card: ModelCard, outputs: dict[str, np.ndarray]) -> list[Classification]:
+        decoder = decoders.CLASSIFICATION_DECODERS[card.decoder.type]
+        ids, scores = decoder.decode(outputs, card.decoder.options, card.top_k)
+        return [Classification(int(i), card.label(int(i)), float(s))
+                for i, s in zip(ids, scores) if s >= card.score_threshold]

@@ -115,9 +115,9 @@ INFERENCE_NODE = (
                   'Labels to keep: ["card"] = the model card\'s filter, [] = all classes'),
     ParameterSpec('top_k', 0, 'Classification results to publish (0 = model card default)',
                   low=0, high=1000),
-    ParameterSpec('digit_roi', [0.0, 0.0, 1.0, 1.0],
-                  'Region searched for a written digit: x, y, width, height as fractions of '
-                  'the image'),
+    ParameterSpec('digit_roi', [0.2, 0.1, 0.6, 0.8],
+                  'Classification with digit extraction: region searched for a written digit, '
+                  'x, y, width, height as fractions of the image'),
     ParameterSpec('reliability', 'best_effort',
                   'QoS reliability of the image subscription (best_effort matches cameras and '
                   'simulators; a reliable subscriber never hears a best-effort camera)',

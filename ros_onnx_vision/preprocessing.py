@@ -94,8 +94,9 @@ def preprocess(image: np.ndarray, spec: InputSpec,
     """Turn a uint8 image into the model's input tensor, as the card's input spec says.
 
     ``image`` is HxW (mono) or HxWxC in ``color_order`` (BGR, RGB, BGRA, RGBA). A spec
-    without width/height (dynamic model input) keeps the image size. Returns a new contiguous
-    tensor ``[1, C, H, W]`` or ``[1, H, W, C]`` and the :class:`ScaleInfo` for the boxes.
+    without width/height (dynamic model input) keeps the image size. Returns a contiguous
+    tensor ``[1, C, H, W]`` or ``[1, H, W, C]`` (a uint8 NHWC one may share memory with
+    ``image`` when nothing needed changing) and the :class:`ScaleInfo` for the boxes.
     """
     if image.dtype != np.uint8:
         raise ValueError(f'expected a uint8 image, got {image.dtype}')

@@ -13,7 +13,8 @@ import os
 
 from ros_onnx_vision.resources import config_file
 
-PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'  # read by Fast DDS 3 (Kilted and later)
+LEGACY_PROFILE_VARIABLE = 'FASTRTPS_DEFAULT_PROFILES_FILE'  # read by Fast DDS 2 (Jazzy, Humble)
 PROFILE_NAME = 'fastdds_shm.xml'
 
 
@@ -25,12 +26,16 @@ def fastdds_profile() -> str:
 def apply_fastdds_profile(env: MutableMapping[str, str] | None = None) -> str:
     """Select the shipped profile in `env` (default: this process) unless one is set already.
 
-    Returns the profile in effect. Call it before rclpy.init(): Fast DDS reads it once.
+    A profile the user chose through either variable is kept and set in both, so it applies
+    whichever Fast DDS major version the distro has. Returns the profile in effect. Call it
+    before rclpy.init(): Fast DDS reads it once.
     """
     env = os.environ if env is None else env
-    if not env.get(PROFILE_VARIABLE):
-        env[PROFILE_VARIABLE] = fastdds_profile()
-    return env[PROFILE_VARIABLE]
+    profile = env.get(PROFILE_VARIABLE) or env.get(LEGACY_PROFILE_VARIABLE) or fastdds_profile()
+    for variable in (PROFILE_VARIABLE, LEGACY_PROFILE_VARIABLE):
+        if not env.get(variable):
+            env[variable] = profile
+    return profile
 
 
 def node_environment(domain_id: int | None = None, *, localhost_only: bool = True,

@@ -167,8 +167,8 @@ def test_output_shape_and_label_count_mismatch(tmp_path: Path) -> None:
 
 
 def test_null_size_is_read_from_the_model(tmp_path: Path) -> None:
-    card = load_model_card(write(tmp_path, nanodet_card(**{'input.width': None,
-                                                            'input.height': None})))
+    changes = {'input.width': None, 'input.height': None}
+    card = load_model_card(write(tmp_path, nanodet_card(**changes)))
     assert card.input.width is None
     session, _ = create_session(card.model_path, ['cpu'])
     resolved = check_model_against_card(card, session.get_inputs(), session.get_outputs())
@@ -186,6 +186,34 @@ def test_overrides(tmp_path: Path) -> None:
         apply_overrides(card, score_threshold=2.0)
     with pytest.raises(ModelCardError, match=r"'unicorn' is not one"):
         apply_overrides(card, class_filter=['unicorn'])
+    with pytest.raises(ModelCardError, match=r"'override digit_roi' .* no region for a "
+                                             r'detection card'):
+        apply_overrides(card, digit_roi=[0, 0, 1, 1])
+
+
+def test_digit_section_and_roi_override(tmp_path: Path) -> None:
+    labels = tmp_path / 'digits.txt'
+    labels.write_text(''.join(f'{i}\n' for i in range(10)))
+    card = {'task': 'classification', 'file': str(NANODET), 'labels': str(labels),
+            'input': {'color_order': 'GRAY', 'width': 28, 'height': 28, 'scale': 1 / 255},
+            'decoder': {'type': 'classification', 'options': {'softmax': True}}, 'top_k': 3,
+            'digit_preprocessing': {'roi': [0.25, 0.25, 0.5, 0.5], 'threshold': 'adaptive'}}
+    loaded = load_model_card(write(tmp_path, card))
+    assert loaded.digit is not None and loaded.digit.roi == (0.25, 0.25, 0.5, 0.5)
+    assert loaded.digit.threshold == 'adaptive' and loaded.top_k == 3
+    moved = apply_overrides(loaded, digit_roi=[0.0, 0.5, 1.0, 0.5])
+    assert moved.digit is not None and moved.digit.roi == (0.0, 0.5, 1.0, 0.5)
+    assert moved.digit.threshold == 'adaptive'
+    with pytest.raises(ModelCardError, match=r"'override digit_roi' is \[0.5, 0.5, 0.6, 0.5\], "
+                                             r'expected \[x, y, width, height\]'):
+        apply_overrides(loaded, digit_roi=[0.5, 0.5, 0.6, 0.5])
+    card['digit_preprocessing'] = {'roi': [0.5, 0.5, 0.5, 0.5], 'blur': 3}
+    with pytest.raises(ModelCardError, match=r'unknown key\(s\) digit_preprocessing.blur'):
+        load_model_card(write(tmp_path, card))
+    card['digit_preprocessing'] = {}
+    card['decoder'] = {'type': 'classification', 'options': {'softmax': 'yes', 'temp': 1}}
+    with pytest.raises(ModelCardError, match=r'unknown key\(s\) decoder.options.temp'):
+        load_model_card(write(tmp_path, card))
 
 
 @pytest.mark.parametrize('card_path', sorted(MODELS.glob('*.yaml')), ids=lambda p: p.stem)

@@ -61,8 +61,8 @@ def test_unknown_provider_is_reported() -> None:
 
 
 @pytest.mark.skipif(not CPU_ONLY, reason='this onnxruntime has CUDA')
-def test_provider_in_build_but_not_loading_is_diagnosed(monkeypatch: pytest.MonkeyPatch
-                                                       ) -> None:
+def test_provider_in_build_but_not_loading_is_diagnosed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # An onnxruntime-gpu whose CUDA libraries are missing lists CUDA as available, yet the
     # session runs on the CPU: simulated by listing it here, where its library is absent.
     monkeypatch.setattr(ort, 'get_available_providers',

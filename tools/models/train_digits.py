@@ -158,6 +158,8 @@ def main():
     model.eval()
     out = os.path.abspath(args.out)
     dummy = torch.zeros(1, 1, 28, 28)
+    import warnings
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
     torch.onnx.export(model, (dummy,), out, input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, opset_version=13, dynamo=False)
     print("wrote", out, os.path.getsize(out), "bytes")

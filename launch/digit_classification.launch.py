@@ -1,0 +1,13 @@
+"""digit classification: camera_node -> inference_node -> smoothing_node.
+
+    ros2 launch ros_onnx_vision digit_classification.launch.py [source:=...] [image_topic:=...]
+        [use_sim_time:=true] [namespace:=...] [model:=...] [params_file:=...] [rviz:=true]
+
+The graph comes from ros_onnx_vision.graph, shared with the demo and the tests.
+"""
+
+from ros_onnx_vision.launch_description import generate_pipeline_launch_description
+
+
+def generate_launch_description():
+    return generate_pipeline_launch_description('digit_classification')

@@ -1,0 +1,29 @@
+"""Command line without ROS: `python -m ros_onnx_vision infer --model CARD FILES...`."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = '''usage: python -m ros_onnx_vision COMMAND ...
+
+commands:
+  infer   run a model card on images or videos, print one JSON object per frame
+          (python -m ros_onnx_vision infer --help)
+'''
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ('-h', '--help'):
+        print(USAGE, end='')
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == 'infer':
+        from ros_onnx_vision.offline_infer import main as infer_main
+        return infer_main(rest)
+    print(f'unknown command {command!r}\n{USAGE}', file=sys.stderr, end='')
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

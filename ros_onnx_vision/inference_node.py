@@ -1,0 +1,310 @@
+"""inference_node: ONNX Runtime human detection or digit classification on the newest frame.
+
+A lifecycle node: configure loads the model card and creates the ONNX Runtime session (the
+transition fails with a clear message when the model is missing, unreadable or does not fit its
+card), activate subscribes, cleanup releases the session. With `autostart` (default) it
+configures and activates itself, and exits with an error when that fails.
+
+Subscribes `image_raw`; publishes `detections` (vision_msgs/Detection2DArray) or
+`classification` (vision_msgs/Classification) with the source image header, `label_info`
+(vision_msgs/LabelInfo, transient local, once) and `image_annotated` (only while subscribed).
+Frames are taken newest-first by a worker thread: a frame that arrives while the model is busy
+replaces the waiting one (counted as skipped), so latency never grows. The engine lives in
+`onnx_engine` (no ROS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import threading
+import time
+
+import cv2
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detection2DArray,
+                             LabelInfo, ObjectHypothesis, ObjectHypothesisWithPose, VisionClass)
+
+from ros_onnx_vision.annotation import draw_result
+from ros_onnx_vision.image_conversion import image_to_numpy, ImageConversionError, numpy_to_image
+from ros_onnx_vision.model_card import load_model_card
+from ros_onnx_vision.node_support import declare_parameters, qos, run_node
+from ros_onnx_vision.onnx_engine import InferenceEngine, InferenceResult
+from ros_onnx_vision.parameters import INFERENCE_NODE
+from ros_onnx_vision.resources import model_file
+
+# Encodings the node takes, and how each reaches the engine (colour order, conversion).
+INPUT_ENCODINGS = {'bgr8': 'BGR', 'rgb8': 'RGB', 'mono8': 'GRAY', '8UC1': 'GRAY',
+                   '8UC3': 'BGR', 'bgra8': 'BGRA', 'rgba8': 'RGBA'}
+STATS_PERIOD = 10.0
+
+
+def resolve_model_card(name: str) -> Path:
+    """A card path as given, else a file of the package's models/ folder."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    packaged = model_file(name)
+    if not path.is_absolute() and packaged.is_file():
+        return packaged
+    raise FileNotFoundError(
+        f'model card {name!r} not found (neither a file nor in {packaged.parent}); available: '
+        + ', '.join(sorted(p.name for p in packaged.parent.glob('*.yaml'))))
+
+
+@dataclass
+class FrameStats:
+    """Counters and mean per-stage times (ms) since start, for logs and benchmarks."""
+
+    received: int = 0
+    processed: int = 0
+    skipped: int = 0  # replaced by a newer frame before the worker took them
+    errors: int = 0
+    convert_ms: float = 0.0
+    pre_ms: float = 0.0
+    run_ms: float = 0.0
+    decode_ms: float = 0.0
+    message_ms: float = 0.0
+    publish_ms: float = 0.0
+
+    def add(self, **stages_ms: float) -> None:
+        self.processed += 1
+        weight = 1.0 / self.processed
+        for name, value in stages_ms.items():
+            mean = getattr(self, name)
+            setattr(self, name, mean + (value - mean) * weight)
+
+    def summary(self) -> str:
+        return (f'{self.processed} processed, {self.skipped} skipped (newest-frame policy), '
+                f'{self.errors} errors; mean ms: convert {self.convert_ms:.2f}, pre '
+                f'{self.pre_ms:.2f}, run {self.run_ms:.2f}, decode {self.decode_ms:.2f}, '
+                f'message {self.message_ms:.2f}, publish {self.publish_ms:.2f}')
+
+
+def to_engine_image(msg: Image, max_pixels: int) -> tuple[np.ndarray, str]:
+    """The image as the engine takes it (uint8, BGR/RGB/GRAY) or a clear error."""
+    if msg.encoding not in INPUT_ENCODINGS:
+        raise ImageConversionError(
+            f'unsupported image encoding {msg.encoding!r} for inference; expected one of '
+            + ', '.join(INPUT_ENCODINGS))
+    pixels = int(msg.width) * int(msg.height)
+    if pixels > max_pixels:
+        raise ImageConversionError(
+            f'image of {msg.width}x{msg.height} = {pixels} pixels exceeds max_image_pixels '
+            f'{max_pixels}; refused')
+    image = image_to_numpy(msg)
+    order = INPUT_ENCODINGS[msg.encoding]
+    if order in ('BGRA', 'RGBA'):
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if order == 'BGRA' else
+                             cv2.COLOR_RGBA2RGB)
+        order = order[:3]
+    return image, order
+
+
+def result_to_msg(header: Header, result: InferenceResult) -> Detection2DArray | Classification:
+    """Detection2DArray (boxes in source pixels) or Classification (top-k), with `header`."""
+    if result.task == 'detection':
+        msg = Detection2DArray(header=header)
+        for det in result.detections:
+            x1, y1, x2, y2 = det.box
+            bbox = BoundingBox2D(size_x=float(x2 - x1), size_y=float(y2 - y1))
+            bbox.center.position.x = float(x1 + x2) / 2.0
+            bbox.center.position.y = float(y1 + y2) / 2.0
+            hypothesis = ObjectHypothesisWithPose(
+                hypothesis=ObjectHypothesis(class_id=det.label, score=float(det.score)))
+            msg.detections.append(Detection2D(header=header, results=[hypothesis], bbox=bbox))
+        return msg
+    return Classification(header=header, results=[
+        ObjectHypothesis(class_id=c.label, score=float(c.score))
+        for c in result.classifications])
+
+
+class InferenceNode(LifecycleNode):
+    """Thin lifecycle wrapper around InferenceEngine with a newest-frame worker."""
+
+    def __init__(self) -> None:
+        super().__init__('inference_node')
+        self.params = declare_parameters(self, INFERENCE_NODE)
+        self.engine: InferenceEngine | None = None
+        self.stats = FrameStats()
+        self.finished = False
+        self.exit_code = 0
+        self._lock = threading.Condition()
+        self._pending: Image | None = None
+        self._active = False
+        self._stop = False
+        self._worker: threading.Thread | None = None
+        self._subscription = None
+        self._result_pub = None
+        self._annotated_pub = None
+        self._label_pub = None
+        self._stats_timer = None
+        if self.params['autostart']:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS or \
+                    self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                self.get_logger().fatal('autostart failed (see above); exiting')
+                self.finished, self.exit_code = True, 1
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self.params
+        try:
+            card = load_model_card(resolve_model_card(p['model']))
+            engine = InferenceEngine(
+                card, providers=p['execution_providers'], strict=p['strict_providers'],
+                intra_op_threads=p['intra_op_threads'],
+                graph_optimization=p['graph_optimization'],
+                optimized_model_cache=p['optimized_model_cache'])
+            overrides: dict = {}
+            if p['score_threshold'] >= 0:
+                overrides['score_threshold'] = p['score_threshold']
+            if p['nms_iou_threshold'] >= 0:
+                overrides['nms_iou'] = p['nms_iou_threshold']
+            if list(p['class_filter']) != ['card']:
+                overrides['class_filter'] = list(p['class_filter'])
+            if p['top_k'] > 0:
+                overrides['top_k'] = p['top_k']
+            if card.task == 'classification' and card.digit is not None:
+                overrides['digit_roi'] = list(p['digit_roi'])
+            engine.apply_overrides(**overrides)
+        except Exception as error:  # noqa: BLE001 - every failure must fail the transition
+            self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self.engine = engine
+        report = engine.provider_report
+        (self.get_logger().warning if report.fell_back else self.get_logger().info)(
+            report.summary())
+        task = engine.card.task
+        self._result_pub = self.create_publisher(
+            Detection2DArray if task == 'detection' else Classification,
+            'detections' if task == 'detection' else 'classification', 10)
+        self._annotated_pub = self.create_publisher(Image, 'image_annotated', 1)
+        self._label_pub = self.create_publisher(
+            LabelInfo, 'label_info',
+            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self._label_pub.publish(self._label_info())
+        card = engine.card
+        self.get_logger().info(
+            f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
+            f'{card.input.layout}, decoder {card.decoder.type}), score >= '
+            f'{card.score_threshold}, classes {list(card.class_filter) or "all"}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stats = FrameStats()
+        self._stop, self._active = False, True
+        self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
+        self._worker.start()
+        self._subscription = self.create_subscription(
+            Image, 'image_raw', self._on_image, qos(self.params['reliability'], 1))
+        self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
+        self.get_logger().info('active: processing the newest frame of image_raw')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._shutdown_worker()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for publisher in (self._result_pub, self._annotated_pub, self._label_pub):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self._result_pub = self._annotated_pub = self._label_pub = None
+        self.engine = None  # releases the ONNX Runtime session
+        self.get_logger().info('cleaned up: session released')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._shutdown_worker()
+        self.engine = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def _shutdown_worker(self) -> None:
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        if self._stats_timer is not None:
+            self.destroy_timer(self._stats_timer)
+            self._stats_timer = None
+        with self._lock:
+            self._active, self._stop, self._pending = False, True, None
+            self._lock.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    # --- frames ----------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        with self._lock:
+            self.stats.received += 1
+            if self._pending is not None:
+                self.stats.skipped += 1  # the model was busy: only the newest frame waits
+            self._pending = msg
+            self._lock.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and not self._stop:
+                    self._lock.wait()
+                if self._stop:
+                    return
+                msg, self._pending = self._pending, None
+            try:
+                self._process(msg)
+            except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+                self.stats.errors += 1
+                self.get_logger().error(
+                    f'frame {msg.width}x{msg.height} {msg.encoding!r} dropped: {error}',
+                    throttle_duration_sec=2.0)
+
+    def _process(self, msg: Image) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        t0 = time.perf_counter()
+        image, order = to_engine_image(msg, self.params['max_image_pixels'])
+        t1 = time.perf_counter()
+        result = engine.infer(image, order)
+        t2 = time.perf_counter()
+        out = result_to_msg(msg.header, result)
+        t3 = time.perf_counter()
+        self._result_pub.publish(out)
+        if self._annotated_pub.get_subscription_count() > 0:
+            bgr = image if order == 'BGR' else cv2.cvtColor(
+                image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
+            self._annotated_pub.publish(numpy_to_image(draw_result(bgr, result), 'bgr8',
+                                                       msg.header))
+        t4 = time.perf_counter()
+        timings = result.timings
+        self.stats.add(convert_ms=(t1 - t0) * 1e3, pre_ms=timings.pre_ms,
+                       run_ms=timings.run_ms, decode_ms=timings.post_ms,
+                       message_ms=(t3 - t2) * 1e3, publish_ms=(t4 - t3) * 1e3)
+
+    def _label_info(self) -> LabelInfo:
+        assert self.engine is not None
+        card = self.engine.card
+        return LabelInfo(
+            header=Header(stamp=self.get_clock().now().to_msg()),
+            class_map=[VisionClass(class_id=i, class_name=name)
+                       for i, name in enumerate(card.labels)],
+            threshold=float(card.score_threshold))
+
+    def _log_stats(self) -> None:
+        self.get_logger().info(self.stats.summary())
+
+    def destroy_node(self) -> None:
+        self._shutdown_worker()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(InferenceNode, 'inference_node', args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Cross-process image transport latency: Fast DDS defaults vs the shipped profile, one run.
+
+    .venv/bin/python tools/bench_transport.py [--seconds 4] [--rate 30] [--json out.json]
+
+For each frame size, reliability and profile, a publisher process sends bgr8 frames (built with
+ros_onnx_vision.image_conversion) stamped just before publishing, and a subscriber process
+records receive time - stamp (same host clock). Prints a table and optionally writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import statistics
+import subprocess
+import sys
+import time
+
+SIZES = {'640x480': (640, 480), '1280x720': (1280, 720), '1920x1080': (1920, 1080)}
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _qos(reliability: str):
+    from ros_onnx_vision.node_support import qos
+    return qos(reliability, 1)
+
+
+def publisher(size: str, reliability: str, seconds: float, rate: float) -> None:
+    import numpy as np
+    import rclpy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from ros_onnx_vision.image_conversion import numpy_to_image
+    from ros_onnx_vision.node_support import seconds_to_stamp
+    width, height = SIZES[size]
+    rclpy.init()
+    node = rclpy.create_node('bench_publisher')
+    pub = node.create_publisher(Image, 'bench_image', _qos(reliability))
+    deadline = time.monotonic() + 15
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the subscriber's reader match fully
+    frame = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    start = time.monotonic()
+    count = int(seconds * rate)
+    for i in range(count):
+        next_at = start + i / rate
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        msg = numpy_to_image(frame, 'bgr8', Header(frame_id=str(i)))
+        msg.header.stamp = seconds_to_stamp(time.time())
+        pub.publish(msg)
+    time.sleep(0.5)
+    print(json.dumps({'sent': count}), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def subscriber(reliability: str, seconds: float) -> None:
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from ros_onnx_vision.image_conversion import image_to_numpy
+    from ros_onnx_vision.node_support import stamp_to_seconds
+    rclpy.init()
+    node = rclpy.create_node('bench_subscriber')
+    latencies: list[float] = []
+
+    def on_image(msg: Image) -> None:
+        image_to_numpy(msg)
+        latencies.append(time.time() - stamp_to_seconds(msg.header.stamp))
+
+    node.create_subscription(Image, 'bench_image', on_image, _qos(reliability))
+    from rclpy.executors import ExternalShutdownException
+    end = time.monotonic() + seconds + 30  # stopped by SIGINT from the benchmark long before
+    try:
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    print(json.dumps({'latencies': latencies}), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def measure(size: str, reliability: str, profile: bool, seconds: float, rate: float,
+            domain: int) -> dict:
+    from ros_onnx_vision.ros_environment import (LEGACY_PROFILE_VARIABLE, node_environment,
+                                                 PROFILE_VARIABLE)
+    env = node_environment(domain, localhost_only=os.environ.get('BENCH_LOCALHOST', '1') == '1')
+    if not profile:
+        env.pop(PROFILE_VARIABLE, None)
+        env.pop(LEGACY_PROFILE_VARIABLE, None)
+    script = [sys.executable, __file__]
+    sub = subprocess.Popen(script + ['--role', 'sub', '--reliability', reliability,
+                                     '--seconds', str(seconds)],
+                           env=env, stdout=subprocess.PIPE, text=True)
+    pub = subprocess.Popen(script + ['--role', 'pub', '--size', size, '--reliability',
+                                     reliability, '--seconds', str(seconds), '--rate',
+                                     str(rate)], env=env, stdout=subprocess.PIPE, text=True)
+    sent = json.loads(pub.communicate(timeout=120)[0].strip().splitlines()[-1])['sent']
+    sub.send_signal(2)
+    out = sub.communicate(timeout=60)[0].strip().splitlines()
+    latencies = json.loads(out[-1])['latencies'] if out else []
+    ms = sorted(x * 1e3 for x in latencies)
+
+    def pct(q: float) -> float | None:
+        return round(ms[min(len(ms) - 1, int(q * len(ms)))], 2) if ms else None
+    return {'size': size, 'reliability': reliability,
+            'profile': 'shipped' if profile else 'defaults', 'sent': sent,
+            'received': len(ms), 'received_pct': round(100 * len(ms) / max(sent, 1), 1),
+            'p50_ms': pct(0.5), 'p90_ms': pct(0.9), 'max_ms': round(ms[-1], 2) if ms else None,
+            'mean_ms': round(statistics.fmean(ms), 2) if ms else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--role', choices=('bench', 'pub', 'sub'), default='bench')
+    parser.add_argument('--size', default='640x480', choices=sorted(SIZES))
+    parser.add_argument('--sizes', default='640x480,1920x1080')
+    parser.add_argument('--reliability', default='best_effort')
+    parser.add_argument('--reliabilities', default='best_effort,reliable')
+    parser.add_argument('--seconds', type=float, default=4.0)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--json', type=Path, help='write the results here')
+    args = parser.parse_args()
+    if args.role == 'pub':
+        publisher(args.size, args.reliability, args.seconds, args.rate)
+        return 0
+    if args.role == 'sub':
+        subscriber(args.reliability, args.seconds)
+        return 0
+    results = []
+    domain = 90 + os.getpid() % 10
+    print(f'{"frame":>10} {"reliability":>12} {"profile":>9} {"recv":>7} {"p50 ms":>8} '
+          f'{"p90 ms":>8} {"max ms":>8}')
+    for size in args.sizes.split(','):
+        for reliability in args.reliabilities.split(','):
+            for profile in (False, True):
+                r = measure(size, reliability, profile, args.seconds, args.rate, domain)
+                results.append(r)
+                print(f'{size:>10} {reliability:>12} {r["profile"]:>9} '
+                      f'{r["received_pct"]:>6}% {r["p50_ms"]!s:>8} {r["p90_ms"]!s:>8} '
+                      f'{r["max_ms"]!s:>8}', flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({'rate_hz': args.rate, 'seconds': args.seconds,
+                                         'results': results}, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
