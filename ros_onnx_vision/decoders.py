@@ -438,9 +438,8 @@ def decode_classification(outputs: Mapping[str, np.ndarray], options: Mapping[st
 def _classification_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
                                 input_size: tuple[int, int] | None = None) -> int | None:
     name = options.get('output')
-    shape = [d for d in (shapes[name] if name in shapes else next(iter(shapes.values())))
-             if d != 1] or [1]
-    return shape[-1] if len(shape) == 1 else None
+    shape = shapes[name] if name in shapes else next(iter(shapes.values()))
+    return shape[-1] if len(shape) else None  # [C], [1, C] or [N, C]
 
 
 _YOLO_OPTIONS = frozenset({'normalized', 'multi_label', 'output', 'nms'})

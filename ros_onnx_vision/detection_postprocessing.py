@@ -40,11 +40,11 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     yy1 = np.maximum(box[1], boxes[:, 1])
     xx2 = np.minimum(box[2], boxes[:, 2])
     yy2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+    inter = np.maximum(xx2 - xx1, 0) * np.maximum(yy2 - yy1, 0)
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    # Empty boxes have a zero union: the floor makes their IoU 0 instead of NaN.
+    return inter / np.maximum(area + areas - inter, 1e-12)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,

@@ -77,7 +77,7 @@ class ModelLoadError(RuntimeError):
     """onnxruntime could not load the model file."""
 
 
-class ProviderInitError(RuntimeError):
+class _ProviderInitError(RuntimeError):
     """onnxruntime raised while creating a session with an accelerated provider."""
 
 
@@ -254,7 +254,7 @@ def create_session(model_path: str | Path, providers: Sequence[str], *, strict: 
     with _session_lock, capture as log:
         try:
             session = _new_session(load_path, options, usable, provider_options)
-        except ProviderInitError as err:
+        except _ProviderInitError as err:
             for name in usable[:-1]:
                 report.failures[name] = f'onnxruntime failed to initialise it: {err}'
             session = None
@@ -285,7 +285,7 @@ def _new_session(path: Path, options: ort.SessionOptions, providers: list[str],
         text = str(err)
         if providers != ['CPUExecutionProvider'] and 'INVALID_PROTOBUF' not in text \
                 and 'NO_SUCHFILE' not in text and 'INVALID_GRAPH' not in text:
-            raise ProviderInitError(text) from err
+            raise _ProviderInitError(text) from err
         raise ModelLoadError(f'onnxruntime cannot load {path}: {text.strip()} (not an ONNX '
                              'model, truncated or corrupt file, or an unsupported opset)') from err
 
@@ -451,7 +451,10 @@ class InferenceEngine:
 
     @staticmethod
     def _classify(card: ModelCard, outputs: dict[str, np.ndarray]) -> list[Classification]:
+        """Top-k (with the runners-up, for consumers) when the best reaches the threshold."""
         decoder = decoders.CLASSIFICATION_DECODERS[card.decoder.type]
         ids, scores = decoder.decode(outputs, card.decoder.options, card.top_k)
+        if len(scores) == 0 or scores[0] < card.score_threshold:
+            return []
         return [Classification(int(i), card.label(int(i)), float(s))
-                for i, s in zip(ids, scores) if s >= card.score_threshold]
+                for i, s in zip(ids, scores)]

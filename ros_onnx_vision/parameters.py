@@ -96,8 +96,8 @@ INFERENCE_NODE = (
                   'ONNX Runtime execution providers in order of preference (tensorrt, cuda, '
                   'cpu or full names); the first that loads is used', read_only=True),
     ParameterSpec('strict_providers', False,
-                  'Fail configuration when the first requested provider cannot load, instead of '
-                  'falling back (with a warning saying why)', read_only=True),
+                  'Fail configuration when a requested provider cannot load, instead of falling '
+                  'back to the next one (with a warning saying why)', read_only=True),
     ParameterSpec('intra_op_threads', 0,
                   'ONNX Runtime intra-op threads (0 = ONNX Runtime default)', low=0, high=256,
                   read_only=True),

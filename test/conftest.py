@@ -48,11 +48,12 @@ class RosProbe:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.messages: dict[str, list[tuple[float, Any]]] = {}
+        self.subscriptions: dict[str, Any] = {}
 
     def subscribe(self, msg_type: Any, topic: str, qos: Any = 10) -> list[tuple[float, Any]]:
         """Collect (receive time, message) of `topic` into the returned list."""
         received: list[tuple[float, Any]] = self.messages.setdefault(topic, [])
-        self.node.create_subscription(
+        self.subscriptions[topic] = self.node.create_subscription(
             msg_type, topic, lambda msg: received.append((time.monotonic(), msg)), qos)
         return received
 

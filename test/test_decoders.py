@@ -234,14 +234,17 @@ def test_nms_is_class_aware_and_postprocess_filters() -> None:
 
 SOURCE = st.tuples(st.integers(1, 2000), st.integers(1, 2000))
 FLOATS = st.floats(-1e4, 1e4, width=32)
+CLASS_IDS = st.lists(st.integers(0, 6), max_size=3)  # 5 classes: ids 5, 6 match nothing
 
 
 def _check_inside(raw: RawDetections, source: tuple[int, int], letterbox: bool,
-                  size: tuple[int, int]) -> None:
+                  size: tuple[int, int], class_ids: list[int] | None = None) -> None:
     info = resize_geometry(source[0], source[1], size[0], size[1],
                            'letterbox' if letterbox else 'stretch')
-    dets = postprocess(raw, info, score_threshold=0.3, nms_iou=0.5, labels=['x'] * 5)
+    dets = postprocess(raw, info, score_threshold=0.3, nms_iou=0.5, labels=['x'] * 5,
+                       class_ids=class_ids or ())
     for det in dets:
+        assert not class_ids or det.class_id in class_ids
         x1, y1, x2, y2 = det.box
         assert 0 <= x1 < x2 <= source[0] and 0 <= y1 < y2 <= source[1]
         assert det.score >= 0.3
@@ -249,28 +252,30 @@ def _check_inside(raw: RawDetections, source: tuple[int, int], letterbox: bool,
 
 @settings(max_examples=60, deadline=None)
 @given(cls=arrays(np.float32, 84 + 21 + 5, elements=st.floats(0, 1, width=32)),
-       reg=arrays(np.float32, 4 * 8, elements=FLOATS), source=SOURCE, letterbox=st.booleans())
+       reg=arrays(np.float32, 4 * 8, elements=FLOATS), source=SOURCE, letterbox=st.booleans(),
+       class_ids=CLASS_IDS)
 def test_fuzz_nanodet(cls: np.ndarray, reg: np.ndarray, source: tuple[int, int],
-                      letterbox: bool) -> None:
+                      letterbox: bool, class_ids: list[int]) -> None:
     # 80x48 input: 10x6 + 5x3 + 3x2 = 81 cells, tiled from the drawn values.
     outputs = {}
     for s in (8, 16, 32):
         n = math.ceil(80 / s) * math.ceil(48 / s)
         outputs[f'c{s}'] = np.resize(cls, (1, n, 5))
         outputs[f'r{s}'] = np.resize(reg, (1, n, 32))
-    raw = decoders.decode_nanodet(outputs, (80, 48), {'reg_max': 7}, 0.3)
-    _check_inside(raw, source, letterbox, (80, 48))
+    raw = decoders.decode_nanodet(outputs, (80, 48), {'reg_max': 7}, 0.3, class_ids)
+    _check_inside(raw, source, letterbox, (80, 48), class_ids)
 
 
 @settings(max_examples=60, deadline=None)
 @given(pred=arrays(np.float32, (1, 30, 10), elements=FLOATS), source=SOURCE,
-       letterbox=st.booleans(), v8=st.booleans(), normalized=st.booleans())
+       letterbox=st.booleans(), v8=st.booleans(), normalized=st.booleans(),
+       multi_label=st.booleans(), class_ids=CLASS_IDS)
 def test_fuzz_yolo(pred: np.ndarray, source: tuple[int, int], letterbox: bool, v8: bool,
-                   normalized: bool) -> None:
-    options = {'normalized': normalized}
+                   normalized: bool, multi_label: bool, class_ids: list[int]) -> None:
+    options = {'normalized': normalized, 'multi_label': multi_label}
     decode = decoders.decode_yolov8 if v8 else decoders.decode_yolov5
-    raw = decode({'o': pred}, (64, 96), options, 0.3)
-    _check_inside(raw, source, letterbox, (64, 96))
+    raw = decode({'o': pred}, (64, 96), options, 0.3, class_ids)
+    _check_inside(raw, source, letterbox, (64, 96), class_ids)
 
 
 @settings(max_examples=60, deadline=None)

@@ -102,7 +102,8 @@ def test_paper_digits_are_classified(mnist: tuple[np.ndarray, np.ndarray],
     print(f'\ndigits ({"thin pen" if thin else "MNIST strokes"}): {correct}/{len(picks)} '
           f'correct, {len(picks) - found} "no digit"; mean ms: extraction + pre '
           f'{mean.pre_ms:.2f}, run {mean.run_ms:.2f}, decoding {mean.post_ms:.2f}')
-    assert found >= 0.97 * len(picks)
+    # "No digit" here is the model being unsure (best score under the card's threshold).
+    assert found >= 0.95 * len(picks)
     assert correct >= min_accuracy * len(picks)
 
 

@@ -166,6 +166,15 @@ def test_output_shape_and_label_count_mismatch(tmp_path: Path) -> None:
         check_with_session(write(tmp_path, nanodet_card(labels=str(labels))))
 
 
+def test_classification_label_count(tmp_path: Path) -> None:
+    card = yaml.safe_load((MODELS / 'mnist_digits_cnn.yaml').read_text())
+    card['file'] = str(MODELS / card['file'])
+    card['labels'] = [str(i) for i in range(9)]
+    with pytest.raises(ModelCardError, match=r'labels has 9 labels but the model outputs 10 '
+                                             'classes'):
+        check_with_session(write(tmp_path, card))
+
+
 def test_null_size_is_read_from_the_model(tmp_path: Path) -> None:
     changes = {'input.width': None, 'input.height': None}
     card = load_model_card(write(tmp_path, nanodet_card(**changes)))
