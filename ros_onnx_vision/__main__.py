@@ -7,6 +7,8 @@ import sys
 USAGE = '''usage: python -m ros_onnx_vision COMMAND ...
 
 commands:
+  demo    the main job: the three nodes on an embedded video, with progress; writes an
+          annotated video, JSON lines and a summary figure (python -m ros_onnx_vision demo -h)
   infer   run a model card on images or videos, print one JSON object per frame
           (python -m ros_onnx_vision infer --help)
 '''
@@ -18,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, end='')
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command == 'demo':
+        from ros_onnx_vision.demo import main as demo_main
+        return demo_main(rest)
     if command == 'infer':
         from ros_onnx_vision.offline_infer import main as infer_main
         return infer_main(rest)

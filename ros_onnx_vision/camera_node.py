@@ -120,6 +120,7 @@ class CameraNode(Node):
                     self.finished = True
                     return
             source = self.source
+            self._wait_for_subscribers(p['wait_for_subscribers'])
             recorded_timing = self.kind == SourceKind.ROSBAG and p['fps'] == -1
             fps = self._target_fps(source)
             self.pacer = RatePacer(0.0 if recorded_timing else fps)
@@ -163,6 +164,13 @@ class CameraNode(Node):
         finally:
             if self.source is not None:
                 self.source.close()
+
+    def _wait_for_subscribers(self, count: int) -> None:
+        if count <= 0:
+            return
+        self.get_logger().info(f'waiting for {count} subscriber(s) of image_raw')
+        while not self._stop.is_set() and self.image_pub.get_subscription_count() < count:
+            self._stop.wait(0.05)
 
     def _wait_recorded(self, frame: Frame, origin: tuple[float, float] | None
                        ) -> tuple[float, float]:

@@ -9,6 +9,7 @@ Plain Python, no rclpy and no launch import, so it can be checked and used anywh
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 PACKAGE = 'ros_onnx_vision'
@@ -44,6 +45,11 @@ class Pipeline:
             if spec.executable == executable:
                 return spec
         raise KeyError(f'{executable} is not part of the {self.task} pipeline')
+
+    def subset(self, *executables: str) -> 'Pipeline':
+        """The same pipeline with only these nodes (e.g. to start the camera last)."""
+        return dataclasses.replace(
+            self, nodes=tuple(spec for spec in self.nodes if spec.executable in executables))
 
     def published_topics(self) -> dict[str, set[str]]:
         """Topic names each node publishes, after remapping (for connection checks)."""

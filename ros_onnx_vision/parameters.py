@@ -77,6 +77,10 @@ CAMERA_NODE = (
                   choices=RELIABILITY, read_only=True),
     ParameterSpec('depth', 5, 'QoS keep-last depth of image_raw and camera_info',
                   low=1, high=100, read_only=True),
+    ParameterSpec('wait_for_subscribers', 0,
+                  'Hold the first frame until image_raw has this many subscribers (recording, '
+                  'tests: no frame lost to discovery); 0 = publish at once', low=0, high=100,
+                  read_only=True),
     ParameterSpec('retry_initial_delay', 0.5,
                   'First delay in seconds before reopening a source that failed', low=0.01,
                   high=60.0),

