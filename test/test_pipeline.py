@@ -66,7 +66,8 @@ def test_human_detection_pipeline(ros_probe, node_env, tmp_path):
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     received = run_graph(
         ros_probe, node_env, tmp_path, 'human_detection',
-        {'camera_node': {'source': str(source), 'fps': 10.0, 'frame_id': 'street_cam'}},
+        {'camera_node': {'source': str(source), 'fps': 10.0, 'frame_id': 'street_cam',
+                         'wait_for_subscribers': 2}},  # inference_node and this probe
         {'image_raw': (Image, qos_profile_sensor_data), 'detections': (Detection2DArray,
                                                                        reliable),
          'detections_smoothed': (Detection2DArray, reliable), 'label_info': (LabelInfo,
@@ -77,7 +78,8 @@ def test_human_detection_pipeline(ros_probe, node_env, tmp_path):
     raw = [m for _, m in received['detections']]
     # Results carry the source image header: same stamp as a published frame, same frame_id.
     assert all(m.header.frame_id == 'street_cam' for m in raw)
-    assert sum(stamp(m.header) in image_stamps for m in raw) >= len(raw) - 2
+    # (best effort: the probe may miss a frame that inference_node got)
+    assert sum(stamp(m.header) in image_stamps for m in raw) >= 0.8 * len(raw)
     # Boxes are people in source pixels (768x576), standing (taller than wide).
     people = [d for m in raw for d in m.detections]
     assert people and all(d.results[0].hypothesis.class_id == 'person' for d in people)
@@ -103,7 +105,7 @@ def test_digit_classification_pipeline(ros_probe, node_env, tmp_path):
     reliable = QoSProfile(depth=50)
     received = run_graph(
         ros_probe, node_env, tmp_path, 'digit_classification',
-        {'camera_node': {'source': str(path), 'fps': 15.0}},
+        {'camera_node': {'source': str(path), 'fps': 15.0, 'wait_for_subscribers': 1}},
         {'classification': (Classification, reliable),
          'classification_smoothed': (Classification, reliable)},
         until=lambda r: any(m.results for _, m in r['classification_smoothed']))
