@@ -133,3 +133,39 @@ def draw_result(image: np.ndarray, result: InferenceResult, *,
     return draw_classification(image, result.classifications, roi_box=result.roi_box,
                                digit_box=result.digit_box, no_digit=result.no_digit,
                                in_place=in_place)
+
+
+def draw_confirmed(image: np.ndarray, raw: Sequence[dict], confirmed: Sequence[dict] | None,
+                   task: str, caption: str = '') -> np.ndarray:
+    """Confirmed results bold over thin raw ones, on a copy of a BGR image.
+
+    ``raw`` / ``confirmed`` are result dicts (``messages.results_as_dicts``): detections with
+    ``box`` (and ``id`` when tracked), or classifications with ``label`` and ``score``.
+    ``confirmed`` None means no smoothed result is known (smoothing_node not running).
+    """
+    canvas = _canvas(image, in_place=False)
+    font_scale, text_thickness, line = _style(canvas)
+    if task == 'detection':
+        for det in raw:
+            x1, y1, x2, y2 = (int(v) for v in det['box'])
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), (170, 170, 170), 1)
+        for det in confirmed or []:
+            x1, y1, x2, y2 = (int(v) for v in det['box'])
+            track = str(det.get('id', ''))
+            color = class_color(int(track) if track.isdigit() else 0)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, line)
+            draw_label(canvas, f'#{track} {det["label"]} {det["score"]:.2f}', x1, y1, color,
+                       font_scale, text_thickness)
+        status = f'confirmed {len(confirmed or [])}, raw {len(raw)}'
+    else:
+        best = raw[0]['label'] if raw else '-'
+        label = confirmed[0]['label'] if confirmed else None
+        if label is not None:
+            draw_label(canvas, label, 10, canvas.shape[0] - 10, (0, 150, 0), font_scale * 3,
+                       text_thickness * 3)
+        status = f'raw {best}, confirmed {label if label is not None else "nothing"}'
+    if confirmed is None:
+        status += ' (no smoothed result yet)'
+    draw_label(canvas, f'{caption}  {status}'.strip(), 4, 4, (40, 40, 40), font_scale,
+               text_thickness, above=False)
+    return canvas

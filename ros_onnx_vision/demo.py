@@ -29,6 +29,7 @@ from ros_onnx_vision.demo_report import (draw_frame, FrameRecord, summary, summa
                                          write_jsonl)
 from ros_onnx_vision.graph import pipeline, TASKS
 from ros_onnx_vision.graph_runner import GraphProcesses
+from ros_onnx_vision.messages import results_as_dicts
 from ros_onnx_vision.ros_environment import apply_fastdds_profile, node_environment
 
 
@@ -100,18 +101,6 @@ class Recorder:
     def stamp(msg) -> float:
         return round(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, 6)
 
-    def results(self, msg) -> list[dict]:
-        if self.task == 'human_detection':
-            out = []
-            for det in msg.detections:
-                c, w, h = det.bbox.center.position, det.bbox.size_x, det.bbox.size_y
-                hyp = det.results[0].hypothesis
-                out.append({'id': det.id, 'label': hyp.class_id, 'score': round(hyp.score, 3),
-                            'box': [round(v, 1) for v in (c.x - w / 2, c.y - h / 2,
-                                                          c.x + w / 2, c.y + h / 2)]})
-            return out
-        return [{'label': r.class_id, 'score': round(r.score, 3)} for r in msg.results]
-
     def on_image(self, msg) -> None:
         from ros_onnx_vision.image_conversion import image_to_numpy
         image = image_to_numpy(msg)
@@ -119,12 +108,12 @@ class Recorder:
                                                                     85])[1].tobytes()
 
     def on_raw(self, msg) -> None:
-        self.raw[self.stamp(msg)] = self.results(msg)
+        self.raw[self.stamp(msg)] = results_as_dicts(msg)
 
     def on_smoothed(self, msg) -> None:
         stamp = self.stamp(msg)
         self.records[stamp] = FrameRecord(
-            frame=0, stamp=stamp, raw=self.raw.get(stamp, []), confirmed=self.results(msg),
+            frame=0, stamp=stamp, raw=self.raw.get(stamp, []), confirmed=results_as_dicts(msg),
             latency_ms=round((time.time() - stamp) * 1e3, 2))
 
     def spin(self, seconds: float) -> None:
@@ -193,7 +182,6 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
                                 parameters=parameters, log_dir=output / 'logs')
     camera = GraphProcesses(graph.subset('camera_node'), env, parameters=parameters,
                             log_dir=output / 'logs')
-    start = time.monotonic()
     try:
         downstream.start()
         deadline = time.monotonic() + 60
@@ -206,7 +194,7 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
                   file=sys.stderr)
             return 1
         camera.start()
-        last_print = 0.0
+        start = last_print = time.monotonic()
         while time.monotonic() - start < max_seconds:
             recorder.spin(0.25)
             if camera.exited() or downstream.exited():

@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from ros_onnx_vision.annotation import class_color, draw_label
+from ros_onnx_vision.annotation import draw_confirmed
 
 
 @dataclass
@@ -27,29 +26,10 @@ class FrameRecord:
 
 
 def draw_frame(image: np.ndarray, record: FrameRecord | None, task: str) -> np.ndarray:
-    """Confirmed results bold (boxes with track ids, or the digit), raw results thin."""
-    canvas = image.copy()
+    """The frame with the latest confirmed results (bold) over its raw results (thin)."""
     if record is None:
-        draw_label(canvas, 'no result for this frame (skipped)', 8, 24, (0, 0, 255), 0.6, 1)
-        return canvas
-    if task == 'detection':
-        for det in record.raw:
-            x1, y1, x2, y2 = (int(v) for v in det['box'])
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), (160, 160, 160), 1)
-        for det in record.confirmed:
-            x1, y1, x2, y2 = (int(v) for v in det['box'])
-            color = class_color(int(det['id']) if str(det['id']).isdigit() else 0)
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, 2)
-            draw_label(canvas, f'#{det["id"]} {det["label"]} {det["score"]:.2f}', x1, y1,
-                       color, 0.5, 1)
-        text = f'confirmed: {len(record.confirmed)}  raw: {len(record.raw)}'
-    else:
-        raw = record.raw[0]['label'] if record.raw else '-'
-        confirmed = record.confirmed[0]['label'] if record.confirmed else 'nothing confirmed'
-        draw_label(canvas, confirmed, 20, canvas.shape[0] - 30, (0, 140, 0), 1.6, 3)
-        text = f'raw: {raw}   confirmed: {confirmed}'
-    draw_label(canvas, f'frame {record.frame}  {text}', 8, 24, (40, 40, 40), 0.6, 1)
-    return canvas
+        return draw_confirmed(image, [], None, task, 'not processed yet')
+    return draw_confirmed(image, record.raw, record.confirmed, task, f'frame {record.frame}')
 
 
 def write_jsonl(path: Path, records: Sequence[FrameRecord]) -> None:

@@ -26,14 +26,14 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detection2DArray,
-                             LabelInfo, ObjectHypothesis, ObjectHypothesisWithPose, VisionClass)
+from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
 
-from ros_onnx_vision.annotation import draw_result
+from ros_onnx_vision.annotation import draw_confirmed, draw_result
 from ros_onnx_vision.image_conversion import image_to_numpy, ImageConversionError, numpy_to_image
+from ros_onnx_vision.messages import result_to_msg, results_as_dicts
 from ros_onnx_vision.model_card import load_model_card
 from ros_onnx_vision.node_support import declare_parameters, qos, run_node
-from ros_onnx_vision.onnx_engine import InferenceEngine, InferenceResult
+from ros_onnx_vision.onnx_engine import InferenceEngine
 from ros_onnx_vision.parameters import INFERENCE_NODE
 from ros_onnx_vision.resources import model_file
 
@@ -105,24 +105,6 @@ def to_engine_image(msg: Image, max_pixels: int) -> tuple[np.ndarray, str]:
     return image, order
 
 
-def result_to_msg(header: Header, result: InferenceResult) -> Detection2DArray | Classification:
-    """Detection2DArray (boxes in source pixels) or Classification (top-k), with `header`."""
-    if result.task == 'detection':
-        msg = Detection2DArray(header=header)
-        for det in result.detections:
-            x1, y1, x2, y2 = det.box
-            bbox = BoundingBox2D(size_x=float(x2 - x1), size_y=float(y2 - y1))
-            bbox.center.position.x = float(x1 + x2) / 2.0
-            bbox.center.position.y = float(y1 + y2) / 2.0
-            hypothesis = ObjectHypothesisWithPose(
-                hypothesis=ObjectHypothesis(class_id=det.label, score=float(det.score)))
-            msg.detections.append(Detection2D(header=header, results=[hypothesis], bbox=bbox))
-        return msg
-    return Classification(header=header, results=[
-        ObjectHypothesis(class_id=c.label, score=float(c.score))
-        for c in result.classifications])
-
-
 class InferenceNode(LifecycleNode):
     """Thin lifecycle wrapper around InferenceEngine with a newest-frame worker."""
 
@@ -143,6 +125,8 @@ class InferenceNode(LifecycleNode):
         self._annotated_pub = None
         self._label_pub = None
         self._stats_timer = None
+        self._confirmed_sub = None
+        self._confirmed: list[dict] | None = None  # latest smoothing_node output, as dicts
         if self.params['autostart']:
             if self.trigger_configure() != TransitionCallbackReturn.SUCCESS or \
                     self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
@@ -187,6 +171,11 @@ class InferenceNode(LifecycleNode):
             LabelInfo, 'label_info',
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._label_pub.publish(self._label_info())
+        if self.params['annotate_confirmed']:
+            msg_type = Detection2DArray if task == 'detection' else Classification
+            self._confirmed_sub = self.create_subscription(
+                msg_type, f'{"detections" if task == "detection" else "classification"}'
+                '_smoothed', self._on_confirmed, 10)
         card = engine.card
         self.get_logger().info(
             f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
@@ -210,6 +199,9 @@ class InferenceNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._confirmed_sub is not None:
+            self.destroy_subscription(self._confirmed_sub)
+            self._confirmed_sub, self._confirmed = None, None
         for publisher in (self._result_pub, self._annotated_pub, self._label_pub):
             if publisher is not None:
                 self.destroy_publisher(publisher)
@@ -246,6 +238,9 @@ class InferenceNode(LifecycleNode):
             self._pending = msg
             self._lock.notify()
 
+    def _on_confirmed(self, msg: Detection2DArray | Classification) -> None:
+        self._confirmed = results_as_dicts(msg)
+
     def _work(self) -> None:
         while True:
             with self._lock:
@@ -277,8 +272,14 @@ class InferenceNode(LifecycleNode):
         if self._annotated_pub.get_subscription_count() > 0:
             bgr = image if order == 'BGR' else cv2.cvtColor(
                 image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
-            self._annotated_pub.publish(numpy_to_image(draw_result(bgr, result), 'bgr8',
-                                                       msg.header))
+            if self.params['annotate_confirmed']:
+                if result.task == 'classification':
+                    bgr = draw_result(bgr, result)  # the search region and the digit found
+                drawn = draw_confirmed(bgr, results_as_dicts(out), self._confirmed,
+                                       result.task)
+            else:
+                drawn = draw_result(bgr, result)
+            self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
         t4 = time.perf_counter()
         timings = result.timings
         self.stats.add(convert_ms=(t1 - t0) * 1e3, pre_ms=timings.pre_ms,

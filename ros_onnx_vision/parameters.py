@@ -122,6 +122,10 @@ INFERENCE_NODE = (
     ParameterSpec('digit_roi', [0.2, 0.1, 0.6, 0.8],
                   'Classification with digit extraction: region searched for a written digit, '
                   'x, y, width, height as fractions of the image'),
+    ParameterSpec('annotate_confirmed', True,
+                  'Draw on image_annotated the confirmed results of smoothing_node (bold, with '
+                  'track ids; from the *_smoothed topic, one frame behind) over the raw ones; '
+                  'false = raw results only', read_only=True),
     ParameterSpec('reliability', 'best_effort',
                   'QoS reliability of the image subscription (best_effort matches cameras and '
                   'simulators; a reliable subscriber never hears a best-effort camera)',

@@ -8,44 +8,16 @@ on every input, with the input's header; empty when nothing is confirmed. The lo
 
 from __future__ import annotations
 
-import time
-
 from rclpy.node import Node
 from std_msgs.msg import Header
-from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detection2DArray,
-                             ObjectHypothesis, ObjectHypothesisWithPose)
+from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
+
+from ros_onnx_vision.messages import detections_from_msg, tracks_to_msg
 
 from ros_onnx_vision.node_support import (declare_parameters, qos, run_node, seconds_to_stamp,
                                           stamp_to_seconds)
 from ros_onnx_vision.parameters import SMOOTHING_NODE
-from ros_onnx_vision.voting import Detection, DetectionTracker, LabelVoter, Track
-
-
-def detections_from_msg(msg: Detection2DArray) -> list[Detection]:
-    """Best hypothesis of each Detection2D, with its box as x1, y1, x2, y2."""
-    result = []
-    for det in msg.detections:
-        if not det.results:
-            continue
-        best = max(det.results, key=lambda r: r.hypothesis.score).hypothesis
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        w, h = det.bbox.size_x, det.bbox.size_y
-        result.append(Detection(best.class_id, float(best.score),
-                                (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)))
-    return result
-
-
-def tracks_to_msg(header: Header, tracks: list[Track]) -> Detection2DArray:
-    msg = Detection2DArray(header=header)
-    for track in tracks:
-        x1, y1, x2, y2 = track.box
-        bbox = BoundingBox2D(size_x=float(x2 - x1), size_y=float(y2 - y1))
-        bbox.center.position.x, bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2
-        hypothesis = ObjectHypothesisWithPose(
-            hypothesis=ObjectHypothesis(class_id=track.class_id, score=float(track.score)))
-        msg.detections.append(
-            Detection2D(header=header, results=[hypothesis], bbox=bbox, id=track.id))
-    return msg
+from ros_onnx_vision.voting import DetectionTracker, LabelVoter
 
 
 class SmoothingNode(Node):
@@ -70,7 +42,8 @@ class SmoothingNode(Node):
                 Detection2DArray, 'detections', Detection2DArray, 'detections_smoothed')
         self.timeout = params['timeout']
         self.last_header: Header | None = None
-        self.last_arrival = 0.0  # monotonic time of the last input, for the no-input timeout
+        # Node-clock time of the last input (sim time under use_sim_time), for the timeout.
+        self.last_arrival = 0.0
         self.summary = ''
         self.publisher = self.create_publisher(out_type, out_topic, 10)
         self.subscription = self.create_subscription(
@@ -83,7 +56,7 @@ class SmoothingNode(Node):
 
     def on_input(self, msg: Classification | Detection2DArray) -> None:
         stamp = stamp_to_seconds(msg.header.stamp)
-        self.last_header, self.last_arrival = msg.header, time.monotonic()
+        self.last_header, self.last_arrival = msg.header, self.now()
         if isinstance(self.voter, LabelVoter):
             best = max(msg.results, key=lambda r: r.score) if msg.results else None
             state = self.voter.update(stamp, best.class_id if best else None,
@@ -98,11 +71,14 @@ class SmoothingNode(Node):
         self.publisher.publish(out)
         self.log_if_changed()
 
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def on_timer(self) -> None:
-        """Release everything when no input arrived for `timeout` seconds of wall time."""
+        """Release everything when no input arrived for `timeout` seconds of node clock."""
         if self.last_header is None:
             return
-        idle = time.monotonic() - self.last_arrival
+        idle = self.now() - self.last_arrival
         if idle <= self.timeout:
             return
         # Express "now" on the inputs' own clock (sim time or recorded stamps alike).

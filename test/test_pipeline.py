@@ -13,6 +13,7 @@ from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 from conftest import DATA
 from ros_onnx_vision.graph import pipeline
 from ros_onnx_vision.graph_runner import GraphProcesses
+from ros_onnx_vision.image_conversion import image_to_numpy
 
 
 def stamp(header) -> tuple[int, int]:
@@ -71,9 +72,10 @@ def test_human_detection_pipeline(ros_probe, node_env, tmp_path):
         {'image_raw': (Image, qos_profile_sensor_data), 'detections': (Detection2DArray,
                                                                        reliable),
          'detections_smoothed': (Detection2DArray, reliable), 'label_info': (LabelInfo,
-                                                                          latched)},
+                                                                          latched),
+         'image_annotated': (Image, qos_profile_sensor_data)},
         until=lambda r: any(m.detections for _, m in r['detections_smoothed'])
-        and len(r['detections']) >= 8)
+        and len(r['detections']) >= 8 and len(r['image_annotated']) >= 8)
     image_stamps = {stamp(m.header) for _, m in received['image_raw']}
     raw = [m for _, m in received['detections']]
     # Results carry the source image header: same stamp as a published frame, same frame_id.
@@ -92,6 +94,14 @@ def test_human_detection_pipeline(ros_probe, node_env, tmp_path):
     # Smoothing confirmed them with stable track ids.
     smoothed = [m for _, m in received['detections_smoothed'] if m.detections]
     assert all(d.id for m in smoothed for d in m.detections)
+    # The annotated image (drawn because this probe subscribes) keeps the frame's header and
+    # size and carries drawings: confirmed boxes once smoothing confirmed them.
+    frames = {stamp(m.header): m for _, m in received['image_raw']}
+    annotated = [m for _, m in received['image_annotated'] if stamp(m.header) in frames]
+    assert annotated and all((m.width, m.height) == (768, 576) for m in annotated)
+    last = annotated[-1]
+    changed = np.count_nonzero(image_to_numpy(last) != image_to_numpy(frames[stamp(last.header)]))
+    assert changed > 2000, changed
     labels = received['label_info'][0][1]
     assert labels.class_map[0].class_name == 'person' and len(labels.class_map) == 80
 

@@ -214,7 +214,25 @@ def measure_rate(probe: Probe, env: dict[str, str], label: str, parameters: dict
     # Frames the node published within the stamp span, lost ones included (counter steps).
     rate_published = sum(steps) / stamp_span
     counter_drops = sum(step - 1 for step in steps if step > 1)
-    skipped = sum(max(0, round(dt / period) - 1) for dt in stamp_dt)
+    # Stamps against the absolute slot grid of the target rate, phased on the median frame:
+    # how far each stamp is from its grid point. A late frame that does not delay the next
+    # ones (absolute deadlines) shows as one long and one short interval and a lone phase
+    # outlier; drift would show as a growing phase; a skipped slot (the node's pacer fell a
+    # whole period behind) is a grid slot without a frame. Deviations beyond half a period
+    # wrap around (they are visible in the intervals anyway).
+    raw = [(stamp - stamps[0]) % period for stamp in stamps]
+    median_phase = statistics.median(raw)
+    phase = [(r - median_phase + period / 2) % period - period / 2 for r in raw]
+    deviation = [abs(p) for p in phase]
+    slots = round((stamps[-1] - stamps[0] - phase[-1] + phase[0]) / period)
+    skipped = max(0, slots - sum(steps))
+    worst = sorted(range(len(steps)), key=lambda i: stamps[i] - stamps[i + 1])[:3]
+    worst_intervals = [
+        {'ms': rounded((stamps[i + 1] - stamps[i]) * 1e3, 2),
+         'next_ms': rounded((stamps[i + 2] - stamps[i + 1]) * 1e3, 2) if i + 2 < len(stamps)
+         else None,
+         'at_s': rounded(stamps[i + 1] - stamps[0], 2), 'counter_step': steps[i]}
+        for i in worst]
 
     # frame_count: the node publishes the index of each frame right after its image, so the
     # images received between the first and the last counter of the window are the frames
@@ -251,6 +269,11 @@ def measure_rate(probe: Probe, env: dict[str, str], label: str, parameters: dict
         'recv_interval_p99_ms': rounded(percentile(recv_dt, 99) * 1e3),
         'recv_interval_max_ms': rounded(max(recv_dt) * 1e3),
         'late_intervals_gt_1_5_period': sum(1 for dt in stamp_dt if dt > 1.5 * period),
+        'grid_deviation_p50_ms': rounded(percentile(deviation, 50) * 1e3),
+        'grid_deviation_p99_ms': rounded(percentile(deviation, 99) * 1e3),
+        'grid_deviation_max_ms': rounded(max(deviation) * 1e3),
+        'grid_phase_first_last_ms': [rounded(phase[0] * 1e3), rounded(phase[-1] * 1e3)],
+        'worst_intervals': worst_intervals,
         'within_goal': abs(error_pct(rate_stamps, target)) <= GOAL_PCT,
         'node_stats': stats,
     }
@@ -298,9 +321,11 @@ def print_rates(results: Sequence[dict[str, Any]]) -> None:
     print('  Hz(stamp) = (received - 1) / (last - first header stamp); Hz(recv) the same over '
           'receive times;')
     print('  Hz(count) = frame_count increase / time; drops = frames missing from the drawn '
-          'counter; skip = pacing')
-    print('  slots skipped (stamp gap of >= 2 periods between consecutive frames); '
-          'jit = |interval - period|.')
+          'counter; skip = slots')
+    print('  of the target-rate grid with no frame; p50/p99/max = interval between the stamps '
+          'of consecutive frames;')
+    print('  jit = |interval - period|; grid = |stamp - its point on the target-rate grid| '
+          '(phased on the median).')
     for r in results:
         stats = r['node_stats'] or {}
         print(f'  {r["run"]}: frame_count published {r["frame_count_published"]}, images '
@@ -308,6 +333,12 @@ def print_rates(results: Sequence[dict[str, Any]]) -> None:
               f'frame_count msgs lost {r["frame_count_msgs_lost"]}; node log: '
               f'{stats.get("slots_skipped", "?")} slots skipped, publish cost '
               f'{stats.get("publish_cost_ms", "?")} ms/frame')
+        worst = ', '.join(f'{w["ms"]} ms then {w["next_ms"]} ms at {w["at_s"]} s'
+                          for w in r['worst_intervals'])
+        first, last = r['grid_phase_first_last_ms']
+        print(f'    grid p50/p99/max {r["grid_deviation_p50_ms"]}/{r["grid_deviation_p99_ms"]}/'
+              f'{r["grid_deviation_max_ms"]} ms (phase first {first}, last {last} ms); '
+              f'longest intervals: {worst}')
 
 
 # --------------------------------------------------------------------------- part 2: cost
@@ -437,8 +468,9 @@ def print_costs(results: Sequence[dict[str, Any]]) -> None:
                   f'{r["total"][stat]:>8.3f} {r["memcpy_reference"][stat]:>7.3f} '
                   f'{r["copies_convert_frame"] + r["copies_numpy_to_image"]:>6} '
                   f'{r["publish_memcpy_equivalents"]:>10}   ({stat[:-3]})')
-    print('  ms per frame; copies = pixel copies in convert_frame + numpy_to_image; '
-          'pub/memcpy = publish time in')
+    print('  ms per frame; copies = new pixel buffers written by convert_frame (mono8: cvtColor) '
+          '+ numpy_to_image;')
+    print('  pub/memcpy = publish time in')
     print('  memcpy-equivalents of the message bytes (python -> C struct, CDR serialisation, '
           'SHM transport, fixed cost).')
 
