@@ -11,8 +11,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
-                             SingleThreadedExecutor)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -84,8 +83,7 @@ def seconds_to_stamp(seconds: float) -> TimeMsg:
     return TimeMsg(sec=int(sec), nanosec=min(int(round((seconds - sec) * 1e9)), 999_999_999))
 
 
-def run_node(factory: Callable[[], Node], name: str, *, threads: int = 1,
-             args: list[str] | None = None) -> int:
+def run_node(factory: Callable[[], Node], name: str, *, args: list[str] | None = None) -> int:
     """Standard main(): shipped DDS profile, init, spin, clean shutdown on Ctrl-C or SIGTERM.
 
     The process also ends once the node sets its attribute `finished`, with the node's
@@ -99,8 +97,7 @@ def run_node(factory: Callable[[], Node], name: str, *, threads: int = 1,
     status = 0
     try:
         node = factory()
-        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
-            else SingleThreadedExecutor()
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         # A node sets `finished` to end the process on its own (e.g. end of a video file).
         while rclpy.ok() and not getattr(node, 'finished', False):
