@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import threading
 import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -108,8 +109,8 @@ def to_engine_image(msg: Image, max_pixels: int) -> tuple[np.ndarray, str]:
 class InferenceNode(LifecycleNode):
     """Thin lifecycle wrapper around InferenceEngine with a newest-frame worker."""
 
-    def __init__(self) -> None:
-        super().__init__('inference_node')
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('inference_node', **kwargs)  # kwargs: e.g. context, overrides (tests)
         self.params = declare_parameters(self, INFERENCE_NODE)
         self.engine: InferenceEngine | None = None
         self.stats = FrameStats()

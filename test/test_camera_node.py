@@ -33,6 +33,7 @@ def run_camera(probe, env, tmp_path: Path, parameters: dict, count: int,
     finally:
         process.terminate()
         process.wait(10)
+    probe.spin_for(0.5)  # drain what was in flight when the camera stopped
     log = (tmp_path / 'camera.log').read_text()
     assert len(images) >= count, f'only {len(images)} images received; log:\n{log}'
     return images, infos, counts
@@ -42,7 +43,7 @@ def test_synthetic_frames_and_camera_info(ros_probe, node_env, tmp_path):
     images, infos, counts = run_camera(
         ros_probe, node_env, tmp_path,
         {'source': 'synthetic:320x240', 'fps': 30.0, 'frame_id': 'cam_optical',
-         'encoding': 'rgb8'}, count=20)
+         'encoding': 'rgb8', 'wait_for_subscribers': 1}, count=20)
     msgs = [m for _, m in images]
     assert all((m.width, m.height, m.encoding) == (320, 240, 'rgb8') for m in msgs)
     assert all(m.header.frame_id == 'cam_optical' for m in msgs)
@@ -62,8 +63,10 @@ def test_synthetic_frames_and_camera_info(ros_probe, node_env, tmp_path):
     bgr = cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msgs[-1])), cv2.COLOR_RGB2BGR)
     assert decode_synthetic_counter(bgr) >= decode_synthetic_counter(
         cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msgs[0])), cv2.COLOR_RGB2BGR))
+    # frame_count: a consumer counts lost frames as published - received (none lost here).
     values = [m.data for _, m in counts]
-    assert values == sorted(values) and values[-1] >= len(msgs) - 1
+    assert values == sorted(values)
+    assert 0 <= values[-1] + 1 - len(msgs) <= 2, (values[-1], len(msgs))
 
 
 def test_video_file_resized_mono(ros_probe, node_env, tmp_path):
