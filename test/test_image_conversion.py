@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import sys
 
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
@@ -107,3 +108,47 @@ def test_array_not_matching_encoding(array_, encoding, words):
         numpy_to_image(array_, encoding)
     for word in words:
         assert word in str(error.value)
+
+
+# --- Property-based: any well-formed image round-trips; any malformed one raises clearly ----
+
+_PROPERTY_ENCODINGS = ['bgr8', 'rgb8', 'bgra8', 'mono8', 'mono16', '8UC3', '16UC1', '32FC1',
+                       '16SC2', '64FC1']
+
+
+@settings(max_examples=60, deadline=None)
+@given(encoding=st.sampled_from(_PROPERTY_ENCODINGS), height=st.integers(1, 9),
+       width=st.integers(1, 9), padding=st.integers(0, 7), big_endian=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_property_round_trip_with_padding_and_byte_order(encoding, height, width, padding,
+                                                         big_endian, seed):
+    dtype, channels = encoding_format(encoding)
+    rng = np.random.default_rng(seed)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    image = rng.integers(0, 255, size=shape).astype(dtype)
+    row = width * channels * dtype.itemsize
+    wire = image.astype(dtype.newbyteorder('>' if big_endian else '<'))
+    rows = np.zeros((height, row + padding), np.uint8)
+    rows[:, :row] = np.frombuffer(wire.tobytes(), np.uint8).reshape(height, row)
+    msg = Image(height=height, width=width, encoding=encoding, step=row + padding,
+                is_bigendian=big_endian)
+    msg.data = array.array('B', rows.tobytes())
+    back = image_to_numpy(msg)
+    assert back.dtype.isnative
+    np.testing.assert_array_equal(back, image)
+
+
+@settings(max_examples=60, deadline=None)
+@given(encoding=st.sampled_from(_PROPERTY_ENCODINGS), height=st.integers(0, 6),
+       width=st.integers(0, 6), step=st.integers(0, 64), size=st.integers(0, 400))
+def test_property_malformed_sizes_never_reshape_silently(encoding, height, width, step, size):
+    dtype, channels = encoding_format(encoding)
+    msg = Image(height=height, width=width, encoding=encoding, step=step)
+    msg.data = array.array('B', bytes(size))
+    valid = (height > 0 and width > 0 and step >= width * channels * dtype.itemsize
+             and size == height * step)
+    if valid:
+        assert image_to_numpy(msg).shape[:2] == (height, width)
+    else:
+        with pytest.raises(ImageConversionError):
+            image_to_numpy(msg)
