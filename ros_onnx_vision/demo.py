@@ -23,12 +23,18 @@ import time
 
 import cv2
 import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Classification, Detection2DArray
 
 from ros_onnx_vision import demo_inputs
 from ros_onnx_vision.demo_report import (draw_frame, FrameRecord, summary, summary_figure,
                                          write_jsonl)
 from ros_onnx_vision.graph import pipeline, TASKS
 from ros_onnx_vision.graph_runner import GraphProcesses
+from ros_onnx_vision.image_conversion import image_to_numpy
 from ros_onnx_vision.messages import results_as_dicts
 from ros_onnx_vision.ros_environment import apply_fastdds_profile, node_environment
 
@@ -72,16 +78,9 @@ class Recorder:
     """An rclpy node in this process that keeps every frame and result by stamp."""
 
     def __init__(self, domain: int, task: str) -> None:
-        import rclpy
-        from rclpy.qos import QoSProfile, qos_profile_sensor_data
-        from sensor_msgs.msg import Image
-        from vision_msgs.msg import Classification, Detection2DArray
-        self.rclpy = rclpy
-        self.task = task
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node('demo_recorder', context=self.context)
-        from rclpy.executors import SingleThreadedExecutor
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         graph = pipeline(task)
@@ -89,7 +88,6 @@ class Recorder:
         self.frames: dict[float, bytes] = {}  # stamp -> JPEG
         self.raw: dict[float, list[dict]] = {}
         self.records: dict[float, FrameRecord] = {}
-        self.first_result = None
         reliable = QoSProfile(depth=100)
         self.node.create_subscription(Image, 'image_raw', self.on_image,
                                       qos_profile_sensor_data)
@@ -101,8 +99,7 @@ class Recorder:
     def stamp(msg) -> float:
         return round(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, 6)
 
-    def on_image(self, msg) -> None:
-        from ros_onnx_vision.image_conversion import image_to_numpy
+    def on_image(self, msg: Image) -> None:
         image = image_to_numpy(msg)
         self.frames[self.stamp(msg)] = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY,
                                                                     85])[1].tobytes()
@@ -124,7 +121,7 @@ class Recorder:
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
+        rclpy.try_shutdown(context=self.context)
 
 
 def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict:
