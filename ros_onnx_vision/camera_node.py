@@ -2,10 +2,11 @@
 
 Topics: `image_raw` (Image), `camera_info` (CameraInfo, same header), `frame_count`
 (std_msgs/UInt64, index of the latest published frame: a consumer that counts the images it
-received against it knows how many it lost). Frames are read and published from a dedicated
-thread paced on absolute deadlines, so a slow frame does not make later ones late. Stamps are
-the capture time on the node clock (sim time with use_sim_time). Sources, pacing and calibration
-live in `frame_sources`, `pacing` and `camera_calibration`.
+received against it knows how many it lost); its status goes to /diagnostics. Frames are read
+and published from a dedicated thread paced on absolute deadlines, so a slow frame does not make
+later ones late. Stamps are the capture time on the node clock (sim time with use_sim_time).
+Sources, pacing, calibration and diagnostics live in `frame_sources`, `pacing`,
+`camera_calibration` and `diagnostics`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from std_msgs.msg import Header, UInt64
 
 from ros_onnx_vision.camera_calibration import (CameraCalibration, default_calibration,
                                                 load_calibration, scaled)
+from ros_onnx_vision.diagnostics import CameraMonitor, CameraSnapshot, Status
 from ros_onnx_vision.frame_sources import (Backoff, convert_frame, Frame, FrameSource,
                                            infer_kind, open_source, parse_kind, SourceError,
                                            SourceKind, SourceReadError)
 from ros_onnx_vision.image_conversion import numpy_to_image
-from ros_onnx_vision.node_support import declare_parameters, qos, run_node
+from ros_onnx_vision.node_support import declare_parameters, DiagnosticsPublisher, qos, run_node
 from ros_onnx_vision.pacing import RateMeter, RatePacer
 from ros_onnx_vision.parameters import CAMERA_NODE
 
@@ -60,6 +62,13 @@ class CameraNode(Node):
         self.meter = RateMeter(window=5.0)
         self.pacer: RatePacer | None = None
         self._stop = threading.Event()
+        # For diagnostics: see diagnostics.CAMERA_STATES
+        self.state = 'opening'
+        self.retries = self.reconnects = 0
+        self.last_error = ''
+        self.monitor = CameraMonitor(self.get_name())
+        self.diagnostics = DiagnosticsPublisher(self, p['diagnostics_period'],
+                                                self._diagnostics)
 
         data_qos = qos(p['reliability'], p['depth'])
         self.image_pub = self.create_publisher(Image, 'image_raw', data_qos)
@@ -100,10 +109,13 @@ class CameraNode(Node):
             try:
                 return self._open()
             except SourceError as error:
+                self._source_failed(error)
                 if 0 <= max_retries <= backoff.attempts:
+                    self.state = 'failed'
                     self.get_logger().error(f'{error}; giving up after {backoff.attempts} '
                                             'retries (max_retries)')
                     return None
+                self.retries += 1
                 delay = backoff.next_delay()
                 self.get_logger().warning(f'{error}; retrying in {delay:.1f} s')
                 self._stop.wait(delay)
@@ -120,6 +132,8 @@ class CameraNode(Node):
                     self.finished = True
                     return
             source = self.source
+            if backoff.attempts:
+                self.reconnects += 1
             self._wait_for_subscribers(p['wait_for_subscribers'])
             recorded_timing = self.kind == SourceKind.ROSBAG and p['fps'] == -1
             fps = self._target_fps(source)
@@ -127,6 +141,7 @@ class CameraNode(Node):
             self.get_logger().info(
                 'publishing image_raw at ' + ('the recorded timing' if recorded_timing else
                                               f'{fps:g} Hz' if fps else 'the source rate'))
+            self.state = 'publishing'
             replay_origin: tuple[float, float] | None = None  # (wall, recorded) of 1st frame
             last_stats = time.monotonic()
             while not self._stop.is_set():
@@ -135,14 +150,20 @@ class CameraNode(Node):
                 try:
                     frame = source.read()
                 except SourceReadError as error:
+                    self._source_failed(error)
                     max_retries = p['max_retries']
                     if 0 <= max_retries <= backoff.attempts:
+                        self.state = 'failed'
                         self.get_logger().error(f'{error}; giving up (max_retries)')
                         break
+                    self.retries += 1
                     delay = backoff.next_delay()
                     self.get_logger().warning(f'{error}; retrying in {delay:.1f} s')
                     self._stop.wait(delay)
                     continue
+                if backoff.attempts:
+                    self.reconnects += 1
+                    self.state = 'publishing'
                 backoff.reset()
                 if frame is None:
                     self._end_of_source(source)
@@ -160,6 +181,7 @@ class CameraNode(Node):
                         f'{self.publish_cost * 1e3:.2f} ms/frame')
         except Exception as error:  # noqa: BLE001 - a capture fault must not be a traceback
             self.get_logger().error(f'capture stopped: {type(error).__name__}: {error}')
+            self.state, self.last_error = 'failed', f'{type(error).__name__}: {error}'
             self.finished = True
         finally:
             if self.source is not None:
@@ -168,6 +190,7 @@ class CameraNode(Node):
     def _wait_for_subscribers(self, count: int) -> None:
         if count <= 0:
             return
+        self.state = 'waiting for subscribers'
         self.get_logger().info(f'waiting for {count} subscriber(s) of image_raw')
         while not self._stop.is_set() and self.image_pub.get_subscription_count() < count:
             self._stop.wait(0.05)
@@ -188,8 +211,20 @@ class CameraNode(Node):
         action = self.params['end_action']
         self.get_logger().info(f'end of {source.describe()} after {self.published} frames '
                                f'(loop is off); end_action={action}')
+        self.state = 'ended'
         if action == 'exit':
             self.finished = True
+
+    def _source_failed(self, error: Exception) -> None:
+        self.state, self.last_error = 'reconnecting', str(error)
+
+    def _diagnostics(self) -> list[Status]:
+        pacer, source = self.pacer, self.source
+        return [self.monitor.report(time.monotonic(), CameraSnapshot(
+            state=self.state, source=source.describe() if source else self.params['source'],
+            target_hz=pacer.fps if pacer else 0.0, published=self.published,
+            skipped=pacer.skipped if pacer else 0, publish_cost_ms=self.publish_cost * 1e3,
+            retries=self.retries, reconnects=self.reconnects, error=self.last_error))]
 
     def _publish(self, frame: Frame) -> None:
         start = time.perf_counter()
@@ -216,6 +251,8 @@ class CameraNode(Node):
         if self.pacer is not None:
             self.pacer.stop()
         self.thread.join(timeout=5.0)
+        if self.state == 'failed':
+            self.diagnostics.publish()  # the final ERROR, before the process exits
         super().destroy_node()
 
 

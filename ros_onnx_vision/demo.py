@@ -126,9 +126,11 @@ class Recorder:
 
 def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict:
     """Number frames by stamp, attach ground truth, write the video, JSON lines and figure."""
-    stamps = sorted(recorder.frames)
-    if not stamps:
+    if not recorder.frames:
         raise RuntimeError('no camera frames were received')
+    # Every frame the recorder saw or got a result for (a best-effort frame it missed still
+    # has its result); the video holds the frames it saw.
+    stamps = sorted(set(recorder.frames) | set(recorder.records))
     t0 = stamps[0]
     records: list[FrameRecord] = []
     writer = None
@@ -143,6 +145,8 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
         records.append(record)
         if record.latency_ms is not None:
             last = record
+        if stamp not in recorder.frames:
+            continue
         image = cv2.imdecode(np.frombuffer(recorder.frames[stamp], np.uint8), cv2.IMREAD_COLOR)
         if writer is None:
             writer = cv2.VideoWriter(str(output / 'annotated.mp4'),

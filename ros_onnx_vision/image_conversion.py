@@ -48,8 +48,8 @@ def encoding_format(encoding: str) -> tuple[np.dtype, int]:
     match = _GENERIC.match(encoding)
     if match and (match.group(1), match.group(2)) in _GENERIC_DTYPES:
         return np.dtype(_GENERIC_DTYPES[(match.group(1), match.group(2))]), int(match.group(3))
-    raise ImageConversionError(
-        f'unsupported image encoding {encoding!r}; expected one of {", ".join(SUPPORTED_ENCODINGS)}')
+    raise ImageConversionError(f'unsupported image encoding {encoding!r}; expected one of '
+                               f'{", ".join(SUPPORTED_ENCODINGS)}')
 
 
 def _own_image_to_numpy(msg: Image) -> np.ndarray:

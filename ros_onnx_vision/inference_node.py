@@ -9,12 +9,14 @@ Subscribes `image_raw`; publishes `detections` (vision_msgs/Detection2DArray) or
 `classification` (vision_msgs/Classification) with the source image header, `label_info`
 (vision_msgs/LabelInfo, transient local, once) and `image_annotated` (only while subscribed).
 Frames are taken newest-first by a worker thread: a frame that arrives while the model is busy
-replaces the waiting one (counted as skipped), so latency never grows. The engine lives in
-`onnx_engine` (no ROS).
+replaces the waiting one (counted as skipped), so latency never grows. Rates, stage times,
+provider and latency go to /diagnostics. The engine lives in `onnx_engine` (no ROS), the
+diagnostics rules in `diagnostics`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import threading
@@ -24,16 +26,21 @@ from typing import Any
 import cv2
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
 
 from ros_onnx_vision.annotation import draw_confirmed, draw_result
+from ros_onnx_vision.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
+                                         Status)
 from ros_onnx_vision.image_conversion import image_to_numpy, ImageConversionError, numpy_to_image
 from ros_onnx_vision.messages import result_to_msg, results_as_dicts
-from ros_onnx_vision.model_card import load_model_card
-from ros_onnx_vision.node_support import declare_parameters, qos, run_node
+from ros_onnx_vision.model_card import (apply_overrides, load_model_card, ModelCard,
+                                        ModelCardError)
+from ros_onnx_vision.node_support import (declare_parameters, DiagnosticsPublisher, qos,
+                                          qos_mismatch_callbacks, run_node, stamp_to_seconds)
 from ros_onnx_vision.onnx_engine import InferenceEngine
 from ros_onnx_vision.parameters import INFERENCE_NODE
 from ros_onnx_vision.resources import model_file
@@ -42,6 +49,8 @@ from ros_onnx_vision.resources import model_file
 INPUT_ENCODINGS = {'bgr8': 'BGR', 'rgb8': 'RGB', 'mono8': 'GRAY', '8UC1': 'GRAY',
                    '8UC3': 'BGR', 'bgra8': 'BGRA', 'rgba8': 'RGBA'}
 STATS_PERIOD = 10.0
+LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
+                        'digit_roi'}
 
 
 def resolve_model_card(name: str) -> Path:
@@ -71,6 +80,7 @@ class FrameStats:
     decode_ms: float = 0.0
     message_ms: float = 0.0
     publish_ms: float = 0.0
+    latency_ms: float = 0.0  # image header stamp to result published, on the node clock
 
     def add(self, **stages_ms: float) -> None:
         self.processed += 1
@@ -112,7 +122,9 @@ class InferenceNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('inference_node', **kwargs)  # kwargs: e.g. context, overrides (tests)
         self.params = declare_parameters(self, INFERENCE_NODE)
+        self.add_post_set_parameters_callback(self._on_parameters)
         self.engine: InferenceEngine | None = None
+        self._base_card: ModelCard | None = None
         self.stats = FrameStats()
         self.finished = False
         self.exit_code = 0
@@ -128,6 +140,13 @@ class InferenceNode(LifecycleNode):
         self._stats_timer = None
         self._confirmed_sub = None
         self._confirmed: list[dict] | None = None  # latest smoothing_node output, as dicts
+        # Diagnostics: node-clock time of the last image (or activation), last latency
+        self._last_input: float | None = None
+        self._latency_ms: float | None = None
+        self._qos_mismatch = QosMismatch()
+        self._monitor = InferenceMonitor(self.get_name())
+        self._diagnostics = DiagnosticsPublisher(self, self.params['diagnostics_period'],
+                                                 self._report)
         if self.params['autostart']:
             if self.trigger_configure() != TransitionCallbackReturn.SUCCESS or \
                     self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
@@ -144,18 +163,8 @@ class InferenceNode(LifecycleNode):
                 intra_op_threads=p['intra_op_threads'],
                 graph_optimization=p['graph_optimization'],
                 optimized_model_cache=p['optimized_model_cache'])
-            overrides: dict = {}
-            if p['score_threshold'] >= 0:
-                overrides['score_threshold'] = p['score_threshold']
-            if p['nms_iou_threshold'] >= 0:
-                overrides['nms_iou'] = p['nms_iou_threshold']
-            if list(p['class_filter']) != ['card']:
-                overrides['class_filter'] = list(p['class_filter'])
-            if p['top_k'] > 0:
-                overrides['top_k'] = p['top_k']
-            if card.task == 'classification' and card.digit is not None:
-                overrides['digit_roi'] = list(p['digit_roi'])
-            engine.apply_overrides(**overrides)
+            self._base_card = engine.card  # as checked against the model, before overrides
+            engine.card = self._card_with_overrides()
         except Exception as error:  # noqa: BLE001 - every failure must fail the transition
             self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
             return TransitionCallbackReturn.FAILURE
@@ -184,13 +193,50 @@ class InferenceNode(LifecycleNode):
             f'{card.score_threshold}, classes {list(card.class_filter) or "all"}')
         return TransitionCallbackReturn.SUCCESS
 
+    def _card_with_overrides(self, changed: Sequence[Parameter] = ()) -> ModelCard:
+        """The checked card with the node's parameters on top (negative/'card' = keep).
+
+        `changed`: parameters being set now (post-set callbacks may run before the parameter
+        dict is updated).
+        """
+        p = {**self.params, **{param.name: param.value for param in changed}}
+        card = self._base_card
+        assert card is not None
+        overrides: dict[str, Any] = {}
+        if p['score_threshold'] >= 0:
+            overrides['score_threshold'] = p['score_threshold']
+        if p['nms_iou_threshold'] >= 0:
+            overrides['nms_iou'] = p['nms_iou_threshold']
+        if list(p['class_filter']) != ['card']:
+            overrides['class_filter'] = list(p['class_filter'])
+        if p['top_k'] > 0:
+            overrides['top_k'] = p['top_k']
+        if card.task == 'classification' and card.digit is not None:
+            overrides['digit_roi'] = list(p['digit_roi'])
+        return apply_overrides(card, **overrides)
+
+    def _on_parameters(self, params: list[Parameter]) -> None:
+        """Live changes of thresholds, filter, top-k and region, applied between frames."""
+        if self.engine is None or not {p.name for p in params} & LIVE_CARD_PARAMETERS:
+            return
+        try:
+            self.engine.card = self._card_with_overrides(params)
+            self.get_logger().info('model card overrides updated: ' + ', '.join(
+                f'{p.name}={p.value}' for p in params))
+        except ModelCardError as error:
+            self.get_logger().error(f'parameter change not applied: {error}')
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stats = FrameStats()
         self._stop, self._active = False, True
+        self._last_input, self._latency_ms = self._clock_s(), None
         self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
         self._worker.start()
+        image_qos = qos(self.params['reliability'], 1)
         self._subscription = self.create_subscription(
-            Image, 'image_raw', self._on_image, qos(self.params['reliability'], 1))
+            Image, 'image_raw', self._on_image, image_qos,
+            event_callbacks=qos_mismatch_callbacks(self, 'image_raw', image_qos,
+                                                   self._qos_mismatch))
         self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
         self.get_logger().info('active: processing the newest frame of image_raw')
         return super().on_activate(state)
@@ -232,6 +278,7 @@ class InferenceNode(LifecycleNode):
 
     # --- frames ----------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
+        self._last_input = self._clock_s()
         with self._lock:
             self.stats.received += 1
             if self._pending is not None:
@@ -282,10 +329,12 @@ class InferenceNode(LifecycleNode):
                 drawn = draw_result(bgr, result)
             self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
         t4 = time.perf_counter()
+        self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
         timings = result.timings
         self.stats.add(convert_ms=(t1 - t0) * 1e3, pre_ms=timings.pre_ms,
                        run_ms=timings.run_ms, decode_ms=timings.post_ms,
-                       message_ms=(t3 - t2) * 1e3, publish_ms=(t4 - t3) * 1e3)
+                       message_ms=(t3 - t2) * 1e3, publish_ms=(t4 - t3) * 1e3,
+                       latency_ms=self._latency_ms)
 
     def _label_info(self) -> LabelInfo:
         assert self.engine is not None
@@ -295,6 +344,28 @@ class InferenceNode(LifecycleNode):
             class_map=[VisionClass(class_id=i, class_name=name)
                        for i, name in enumerate(card.labels)],
             threshold=float(card.score_threshold))
+
+    def _clock_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _report(self) -> list[Status]:
+        engine, stats = self.engine, self.stats
+        report = engine.provider_report if engine else None
+        idle = self._clock_s() - self._last_input if self._last_input is not None else None
+        return [self._monitor.report(time.monotonic(), InferenceSnapshot(
+            state=self._state_machine.current_state[1],
+            model=engine.card.name if engine else self.params['model'],
+            input_topic='image_raw', received=stats.received, processed=stats.processed,
+            skipped=stats.skipped, errors=stats.errors,
+            stages_ms={'convert': stats.convert_ms, 'pre-processing': stats.pre_ms,
+                       'inference (session run)': stats.run_ms, 'decoding': stats.decode_ms,
+                       'message': stats.message_ms, 'publish': stats.publish_ms},
+            provider=report.active[0] if report and report.active else '',
+            fallback='; '.join(f'{name} not used: {reason}' for name, reason in
+                               report.failures.items()) if report else '',
+            idle_s=idle, latency_ms=self._latency_ms,
+            mean_latency_ms=stats.latency_ms if stats.processed else None,
+            qos=self._qos_mismatch))]
 
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary())

@@ -1,4 +1,4 @@
-"""rclpy glue shared by the nodes: parameter declaration, QoS, stamps and main()."""
+"""rclpy glue shared by the nodes: parameters, QoS, diagnostics, stamps and main()."""
 
 from __future__ import annotations
 
@@ -7,15 +7,20 @@ import math
 from typing import Any
 
 from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, qos_policy_name_from_kind, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Header
 
+from ros_onnx_vision.diagnostics import qos_mismatch_message, QosMismatch, Status
 from ros_onnx_vision.parameters import ParameterSpec
 from ros_onnx_vision.ros_environment import apply_fastdds_profile
 
@@ -62,7 +67,15 @@ def declare_parameters(node: Node, specs: Iterable[ParameterSpec]) -> dict[str, 
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
+    def after_set(params: list[Parameter]) -> None:
+        # Nodes read the returned dict where a live change can take effect; every other
+        # parameter is read_only in its ParameterSpec.
+        for param in params:
+            if param.name in values:
+                values[param.name] = param.value
+
     node.add_on_set_parameters_callback(on_set)
+    node.add_post_set_parameters_callback(after_set)
     return values
 
 
@@ -72,6 +85,53 @@ def qos(reliability: str, depth: int) -> QoSProfile:
         history=HistoryPolicy.KEEP_LAST, depth=depth,
         reliability=(ReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
                      else ReliabilityPolicy.RELIABLE))
+
+
+def qos_mismatch_callbacks(node: Node, topic: str, requested: QoSProfile,
+                           record: QosMismatch) -> SubscriptionEventCallbacks:
+    """Event callbacks that log an incompatible publisher QoS clearly and count it in `record`.
+
+    The node's `reliability` parameter sets the subscription's reliability, hence the advice.
+    """
+    wanted = {'RELIABILITY': requested.reliability.name.lower(),
+              'DURABILITY': requested.durability.name.lower()}
+
+    def on_incompatible(info: QoSRequestedIncompatibleQoSInfo) -> None:
+        message = qos_mismatch_message(topic, qos_policy_name_from_kind(info.last_policy_kind),
+                                       wanted, {'RELIABILITY': 'reliability'})
+        record.record(message, info.total_count)
+        node.get_logger().warning(message)
+
+    return SubscriptionEventCallbacks(incompatible_qos=on_incompatible)
+
+
+def status_msg(status: Status) -> DiagnosticStatus:
+    return DiagnosticStatus(
+        level=bytes([status.level]), name=status.name, message=status.message,
+        hardware_id=status.hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in status.values.items()])
+
+
+class DiagnosticsPublisher:
+    """Publishes `report()` on /diagnostics every `period` s of steady time (also when a
+    simulation clock is paused), stamped with the node clock, like diagnostic_updater."""
+
+    def __init__(self, node: Node, period: float, report: Callable[[], Iterable[Status]]):
+        self.node = node
+        self.report = report
+        self.publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.timer = node.create_timer(period, self.publish,
+                                       clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def publish(self) -> None:
+        try:
+            statuses = [status_msg(status) for status in self.report()]
+        except Exception as error:  # noqa: BLE001 - diagnostics must never stop the node
+            self.node.get_logger().error(f'diagnostics failed: {type(error).__name__}: {error}',
+                                         throttle_duration_sec=10.0)
+            return
+        self.publisher.publish(DiagnosticArray(
+            header=Header(stamp=self.node.get_clock().now().to_msg()), status=statuses))
 
 
 def stamp_to_seconds(stamp: TimeMsg) -> float:
@@ -107,8 +167,11 @@ def run_node(factory: Callable[[], Node], name: str, *, args: list[str] | None =
         pass
     except (ValueError, RuntimeError, OSError, InvalidParameterValueException,
             InvalidParameterTypeException) as error:
-        rclpy.logging.get_logger(name).fatal(str(error))
-        status = 1
+        if node is not None and not rclpy.ok():
+            pass  # a callback raced with Ctrl-C / SIGTERM shutdown: a normal exit
+        else:
+            rclpy.logging.get_logger(name).fatal(str(error))
+            status = 1
     except SystemExit as stop:
         status = int(stop.code or 0)
     finally:

@@ -35,6 +35,10 @@ class ParameterSpec:
 
 
 RELIABILITY = ('best_effort', 'reliable')
+DIAGNOSTICS_PERIOD = ParameterSpec(
+    'diagnostics_period', 1.0,
+    'Seconds between diagnostic_msgs/DiagnosticArray reports on /diagnostics (steady time)',
+    low=0.1, high=60.0, read_only=True)
 
 CAMERA_NODE = (
     ParameterSpec('source', 'synthetic',
@@ -47,11 +51,13 @@ CAMERA_NODE = (
                   choices=('', 'device', 'video', 'image', 'images', 'stream', 'rosbag',
                            'synthetic'), read_only=True),
     ParameterSpec('frame_id', 'camera', 'frame_id of the published images and CameraInfo'),
-    ParameterSpec('camera_name', 'camera', 'Camera name reported in logs and calibration'),
+    ParameterSpec('camera_name', 'camera', 'Camera name reported in logs and calibration',
+                  read_only=True),
     ParameterSpec('fps', -1.0,
                   'Target publish rate in Hz: -1 = the source\'s own rate (video files, bags; '
                   '30 for sources without one), 0 = as fast as possible (benchmarks)',
-                  low=-1.0, high=1000.0),
+                  low=-1.0, high=1000.0,
+                  read_only=True),
     ParameterSpec('width', 0, 'Output width in pixels (0 = source width; resize when set)',
                   low=0, high=16384),
     ParameterSpec('height', 0, 'Output height in pixels (0 = source height; resize when set)',
@@ -83,13 +89,16 @@ CAMERA_NODE = (
                   read_only=True),
     ParameterSpec('retry_initial_delay', 0.5,
                   'First delay in seconds before reopening a source that failed', low=0.01,
-                  high=60.0),
+                  high=60.0,
+                  read_only=True),
     ParameterSpec('retry_max_delay', 10.0,
                   'Longest delay in seconds between reopen attempts (doubling backoff)',
-                  low=0.01, high=600.0),
+                  low=0.01, high=600.0,
+                  read_only=True),
     ParameterSpec('max_retries', -1,
                   'Reopen attempts before giving up (-1 = forever, 0 = never retry)',
                   low=-1, high=1_000_000),
+    DIAGNOSTICS_PERIOD,
 )
 
 INFERENCE_NODE = (
@@ -136,6 +145,7 @@ INFERENCE_NODE = (
     ParameterSpec('max_image_pixels', 50_000_000,
                   'Refuse images with more pixels than this instead of allocating for them',
                   low=1, high=1_000_000_000),
+    DIAGNOSTICS_PERIOD,
 )
 
 SMOOTHING_NODE = (
@@ -154,7 +164,8 @@ SMOOTHING_NODE = (
                   'everything confirmed is released', low=0.001, high=3600.0),
     ParameterSpec('rate_window', 2.0,
                   'Seconds of header stamps used to estimate the frame rate', low=0.05,
-                  high=600.0),
+                  high=600.0,
+                  read_only=True),
     ParameterSpec('min_iou', 0.3, 'Detections: minimum IoU to associate a box with a track',
                   low=0.01, high=1.0),
     ParameterSpec('box_smoothing', 0.0,
@@ -162,6 +173,7 @@ SMOOTHING_NODE = (
                   'smoother)', low=0.0, high=0.99),
     ParameterSpec('reliability', 'reliable', 'QoS reliability of the result subscription',
                   choices=RELIABILITY, read_only=True),
+    DIAGNOSTICS_PERIOD,
 )
 
 NODE_PARAMETERS: dict[str, tuple[ParameterSpec, ...]] = {

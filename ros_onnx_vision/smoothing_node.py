@@ -2,19 +2,24 @@
 
 Subscribes `classification` (vision_msgs/Classification) or `detections`
 (vision_msgs/Detection2DArray) and publishes `classification_smoothed` / `detections_smoothed`
-on every input, with the input's header; empty when nothing is confirmed. The logic lives in
-`ros_onnx_vision.voting`.
+on every input, with the input's header; empty when nothing is confirmed. Its rate estimate,
+N, M and confirmed results go to /diagnostics. The logic lives in `ros_onnx_vision.voting` and
+`ros_onnx_vision.diagnostics`.
 """
 
 from __future__ import annotations
 
+import time
+
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
 
+from ros_onnx_vision.diagnostics import QosMismatch, SmoothingMonitor, SmoothingSnapshot, Status
 from ros_onnx_vision.messages import detections_from_msg, tracks_to_msg
-
-from ros_onnx_vision.node_support import (declare_parameters, qos, run_node, seconds_to_stamp,
+from ros_onnx_vision.node_support import (declare_parameters, DiagnosticsPublisher, qos,
+                                          qos_mismatch_callbacks, run_node, seconds_to_stamp,
                                           stamp_to_seconds)
 from ros_onnx_vision.parameters import SMOOTHING_NODE
 from ros_onnx_vision.voting import DetectionTracker, LabelVoter
@@ -41,22 +46,46 @@ class SmoothingNode(Node):
             in_type, in_topic, out_type, out_topic = (
                 Detection2DArray, 'detections', Detection2DArray, 'detections_smoothed')
         self.timeout = params['timeout']
+        self.add_post_set_parameters_callback(self.on_parameters)
         self.last_header: Header | None = None
         # Node-clock time of the last input (sim time under use_sim_time), for the timeout.
         self.last_arrival = 0.0
         self.summary = ''
+        self.in_topic = in_topic
+        self.received = 0
+        self.started = self.now()
+        self.qos_mismatch = QosMismatch()
+        self.monitor = SmoothingMonitor(self.get_name())
+        self.diagnostics = DiagnosticsPublisher(self, params['diagnostics_period'], self.report)
         self.publisher = self.create_publisher(out_type, out_topic, 10)
+        in_qos = qos(params['reliability'], 10)
         self.subscription = self.create_subscription(
-            in_type, in_topic, self.on_input, qos(params['reliability'], 10))
+            in_type, in_topic, self.on_input, in_qos,
+            event_callbacks=qos_mismatch_callbacks(self, in_topic, in_qos, self.qos_mismatch))
         self.timer = self.create_timer(min(0.1, self.timeout / 4), self.on_timer)
         self.get_logger().info(
             f'smoothing {in_topic} -> {out_topic}: window {params["window"]} s '
             f'(N = FPS x window), release after {params["release_frames"] or "N"} frames, '
             f'timeout {self.timeout} s')
 
+    def on_parameters(self, params: list[Parameter]) -> None:
+        """Apply live changes (already validated) to the voter; its state is kept."""
+        attributes = {'window': 'window_s', 'min_score': 'min_score', 'timeout': 'timeout_s',
+                      'min_iou': 'min_iou', 'box_smoothing': 'smoothing'}
+        for param in params:
+            if param.name == 'release_frames':
+                self.voter.release_frames = param.value or None
+            elif param.name in attributes and hasattr(self.voter, attributes[param.name]):
+                setattr(self.voter, attributes[param.name], float(param.value))
+            if param.name == 'timeout':
+                self.timeout = float(param.value)
+            if param.name in attributes or param.name == 'release_frames':
+                self.get_logger().info(f'{param.name} set to {param.value}')
+
     def on_input(self, msg: Classification | Detection2DArray) -> None:
         stamp = stamp_to_seconds(msg.header.stamp)
         self.last_header, self.last_arrival = msg.header, self.now()
+        self.received += 1
         if isinstance(self.voter, LabelVoter):
             best = max(msg.results, key=lambda r: r.score) if msg.results else None
             state = self.voter.update(stamp, best.class_id if best else None,
@@ -92,11 +121,23 @@ class SmoothingNode(Node):
                             stamp=seconds_to_stamp(now_on_input_clock))
             empty = (Classification(header=header) if isinstance(self.voter, LabelVoter)
                      else Detection2DArray(header=header))
-            self.publisher.publish(empty)
+            # Log first: whoever sees the empty message finds the reason already in the log.
             self.get_logger().warning(
                 f'no input for {idle:.1f} s (timeout {self.timeout} s): released all '
                 'confirmed results; input is stale')
+            self.publisher.publish(empty)
         self.log_if_changed()
+
+    def report(self) -> list[Status]:
+        voter = self.voter
+        confirmed = ([voter.label] if voter.label is not None else []) \
+            if isinstance(voter, LabelVoter) else sorted(t.id for t in voter.confirmed)
+        since = self.last_arrival if self.last_header is not None else self.started
+        return [self.monitor.report(time.monotonic(), SmoothingSnapshot(
+            task=self.task, input_topic=self.in_topic, received=self.received, fps=voter.fps,
+            n=voter.n, m=voter.m, confirmed=confirmed, backwards=voter.backwards,
+            duplicates=voter.duplicates, resets=voter.resets, idle_s=self.now() - since,
+            timeout_s=self.timeout, qos=self.qos_mismatch))]
 
     def log_if_changed(self) -> None:
         summary = self.voter.describe()

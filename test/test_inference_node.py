@@ -30,6 +30,13 @@ def test_lifecycle_creates_and_releases_the_session(rclpy_context):
         assert node.engine is None  # nothing heavy before configure
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.engine is not None and node.engine.card.task == 'classification'
+        assert node.engine.card.score_threshold == 0.5  # the card's default
+        # Threshold, top-k and region are live: applied between frames, over the card's values.
+        assert node.set_parameters([Parameter('score_threshold', value=0.8),
+                                    Parameter('top_k', value=2)])[0].successful
+        assert (node.engine.card.score_threshold, node.engine.card.top_k) == (0.8, 2)
+        node.set_parameters([Parameter('score_threshold', value=-1.0)])
+        assert node.engine.card.score_threshold == 0.5
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
