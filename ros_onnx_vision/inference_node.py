@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+import math
 import threading
 import time
 from typing import Any
@@ -49,6 +50,7 @@ from ros_onnx_vision.resources import model_file
 INPUT_ENCODINGS = {'bgr8': 'BGR', 'rgb8': 'RGB', 'mono8': 'GRAY', '8UC1': 'GRAY',
                    '8UC3': 'BGR', 'bgra8': 'BGRA', 'rgba8': 'RGBA'}
 STATS_PERIOD = 10.0
+ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped-frame error
 LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
                         'digit_roi'}
 
@@ -140,6 +142,7 @@ class InferenceNode(LifecycleNode):
         self._stats_timer = None
         self._confirmed_sub = None
         self._confirmed: list[dict] | None = None  # latest smoothing_node output, as dicts
+        self._error_logged: dict[str, float] = {}  # kind of error -> when last logged
         # Diagnostics: node-clock time of the last image (or activation), last latency
         self._last_input: float | None = None
         self._latency_ms: float | None = None
@@ -301,9 +304,18 @@ class InferenceNode(LifecycleNode):
                 self._process(msg)
             except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
                 self.stats.errors += 1
-                self.get_logger().error(
-                    f'frame {msg.width}x{msg.height} {msg.encoding!r} dropped: {error}',
-                    throttle_duration_sec=2.0)
+                self._log_dropped(msg, error)
+
+    def _log_dropped(self, msg: Image, error: Exception) -> None:
+        """Log a dropped frame, at most every 2 s per kind of error (every drop is counted)."""
+        kind = f'{type(error).__name__}:{msg.encoding}:{str(error)[:30]}'
+        now = time.monotonic()
+        if now - self._error_logged.get(kind, -math.inf) < ERROR_LOG_PERIOD:
+            return
+        self._error_logged[kind] = now
+        self.get_logger().error(
+            f'frame {msg.width}x{msg.height} {msg.encoding!r} dropped: {error} '
+            f'({self.stats.errors} dropped so far)')
 
     def _process(self, msg: Image) -> None:
         engine = self.engine
