@@ -104,22 +104,28 @@ class CameraNode(Node):
 
     def _open_with_retry(self, backoff: Backoff) -> FrameSource | None:
         """Open a live source, retrying with backoff; None when retries are exhausted."""
-        max_retries = self.params['max_retries']
         while not self._stop.is_set():
             try:
                 return self._open()
             except SourceError as error:
-                self._source_failed(error)
-                if 0 <= max_retries <= backoff.attempts:
-                    self.state = 'failed'
-                    self.get_logger().error(f'{error}; giving up after {backoff.attempts} '
-                                            'retries (max_retries)')
+                if not self._back_off(error, backoff):
                     return None
-                self.retries += 1
-                delay = backoff.next_delay()
-                self.get_logger().warning(f'{error}; retrying in {delay:.1f} s')
-                self._stop.wait(delay)
         return None
+
+    def _back_off(self, error: Exception, backoff: Backoff) -> bool:
+        """Record a source failure and wait before the next try; False once retries run out."""
+        self.state, self.last_error = 'reconnecting', str(error)
+        max_retries = self.params['max_retries']
+        if 0 <= max_retries <= backoff.attempts:
+            self.state = 'failed'
+            self.get_logger().error(f'{error}; giving up after {backoff.attempts} retries '
+                                    '(max_retries)')
+            return False
+        self.retries += 1
+        delay = backoff.next_delay()
+        self.get_logger().warning(f'{error}; retrying in {delay:.1f} s')
+        self._stop.wait(delay)
+        return True
 
     # --- capture thread --------------------------------------------------------------------
     def _run(self) -> None:
@@ -150,16 +156,8 @@ class CameraNode(Node):
                 try:
                     frame = source.read()
                 except SourceReadError as error:
-                    self._source_failed(error)
-                    max_retries = p['max_retries']
-                    if 0 <= max_retries <= backoff.attempts:
-                        self.state = 'failed'
-                        self.get_logger().error(f'{error}; giving up (max_retries)')
+                    if not self._back_off(error, backoff):
                         break
-                    self.retries += 1
-                    delay = backoff.next_delay()
-                    self.get_logger().warning(f'{error}; retrying in {delay:.1f} s')
-                    self._stop.wait(delay)
                     continue
                 if backoff.attempts:
                     self.reconnects += 1
@@ -214,9 +212,6 @@ class CameraNode(Node):
         self.state = 'ended'
         if action == 'exit':
             self.finished = True
-
-    def _source_failed(self, error: Exception) -> None:
-        self.state, self.last_error = 'reconnecting', str(error)
 
     def _diagnostics(self) -> list[Status]:
         pacer, source = self.pacer, self.source

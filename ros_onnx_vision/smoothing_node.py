@@ -45,7 +45,6 @@ class SmoothingNode(Node):
                                           smoothing=params['box_smoothing'])
             in_type, in_topic, out_type, out_topic = (
                 Detection2DArray, 'detections', Detection2DArray, 'detections_smoothed')
-        self.timeout = params['timeout']
         self.add_post_set_parameters_callback(self.on_parameters)
         self.last_header: Header | None = None
         # Node-clock time of the last input (sim time under use_sim_time), for the timeout.
@@ -62,11 +61,11 @@ class SmoothingNode(Node):
         self.subscription = self.create_subscription(
             in_type, in_topic, self.on_input, in_qos,
             event_callbacks=qos_mismatch_callbacks(self, in_topic, in_qos, self.qos_mismatch))
-        self.timer = self.create_timer(min(0.1, self.timeout / 4), self.on_timer)
+        self.timer = self.create_timer(min(0.1, params['timeout'] / 4), self.on_timer)
         self.get_logger().info(
             f'smoothing {in_topic} -> {out_topic}: window {params["window"]} s '
             f'(N = FPS x window), release after {params["release_frames"] or "N"} frames, '
-            f'timeout {self.timeout} s')
+            f'timeout {params["timeout"]} s')
 
     def on_parameters(self, params: list[Parameter]) -> None:
         """Apply live changes (already validated) to the voter; its state is kept."""
@@ -77,8 +76,6 @@ class SmoothingNode(Node):
                 self.voter.release_frames = param.value or None
             elif param.name in attributes and hasattr(self.voter, attributes[param.name]):
                 setattr(self.voter, attributes[param.name], float(param.value))
-            if param.name == 'timeout':
-                self.timeout = float(param.value)
             if param.name in attributes or param.name == 'release_frames':
                 self.get_logger().info(f'{param.name} set to {param.value}')
 
@@ -108,7 +105,7 @@ class SmoothingNode(Node):
         if self.last_header is None:
             return
         idle = self.now() - self.last_arrival
-        if idle <= self.timeout:
+        if idle <= self.voter.timeout_s:
             return
         # Express "now" on the inputs' own clock (sim time or recorded stamps alike).
         now_on_input_clock = stamp_to_seconds(self.last_header.stamp) + idle
@@ -123,7 +120,7 @@ class SmoothingNode(Node):
                      else Detection2DArray(header=header))
             # Log first: whoever sees the empty message finds the reason already in the log.
             self.get_logger().warning(
-                f'no input for {idle:.1f} s (timeout {self.timeout} s): released all '
+                f'no input for {idle:.1f} s (timeout {self.voter.timeout_s} s): released all '
                 'confirmed results; input is stale')
             self.publisher.publish(empty)
         self.log_if_changed()
@@ -137,7 +134,7 @@ class SmoothingNode(Node):
             task=self.task, input_topic=self.in_topic, received=self.received, fps=voter.fps,
             n=voter.n, m=voter.m, confirmed=confirmed, backwards=voter.backwards,
             duplicates=voter.duplicates, resets=voter.resets, idle_s=self.now() - since,
-            timeout_s=self.timeout, qos=self.qos_mismatch))]
+            timeout_s=self.voter.timeout_s, qos=self.qos_mismatch))]
 
     def log_if_changed(self) -> None:
         summary = self.voter.describe()
