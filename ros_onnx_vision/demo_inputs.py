@@ -75,6 +75,19 @@ def stills_video(path: Path, seconds_each: float = 3.0, fps: float = 10.0) -> Pa
     return path
 
 
+def digit_on_paper(digit: np.ndarray, *, size: tuple[int, int] = (640, 480), side: int = 200,
+                   top_left: tuple[int, int] = (260, 150), seed: int = 1) -> np.ndarray:
+    """A BGR image of a 28x28 MNIST digit written dark on light, slightly noisy paper."""
+    width, height = size
+    paper = np.clip(np.random.default_rng(seed).normal(215, 8, (height, width)), 0, 255)
+    paper = paper.astype(np.uint8)
+    ink = cv2.resize(255 - digit.reshape(28, 28).astype(np.uint8), (side, side),
+                     interpolation=cv2.INTER_LINEAR)
+    x, y = top_left
+    paper[y:y + side, x:x + side] = np.minimum(paper[y:y + side, x:x + side], ink)
+    return cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR)
+
+
 @dataclass(frozen=True)
 class DigitSegment:
     """Frames [start, end) show `digit` (None: blank paper)."""

@@ -11,6 +11,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
 from conftest import DATA
+from ros_onnx_vision.demo_inputs import digit_on_paper
 from ros_onnx_vision.graph import pipeline
 from ros_onnx_vision.graph_runner import GraphProcesses
 from ros_onnx_vision.image_conversion import image_to_numpy
@@ -18,18 +19,6 @@ from ros_onnx_vision.image_conversion import image_to_numpy
 
 def stamp(header) -> tuple[int, int]:
     return header.stamp.sec, header.stamp.nanosec
-
-
-def digit_on_paper(digit_pixels: np.ndarray, size=(480, 640)) -> np.ndarray:
-    """A dark MNIST digit written off-centre on light, slightly noisy paper."""
-    rng = np.random.default_rng(1)
-    paper = np.clip(rng.normal(215, 8, size), 0, 255).astype(np.uint8)
-    digit = cv2.resize(255 - digit_pixels.reshape(28, 28).astype(np.uint8), (200, 200),
-                       interpolation=cv2.INTER_LINEAR)
-    y, x = 150, 260
-    region = paper[y:y + 200, x:x + 200]
-    paper[y:y + 200, x:x + 200] = np.minimum(region, digit)
-    return cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR)
 
 
 def run_graph(probe, env, tmp_path, task, parameters, topics, until, timeout=60.0):

@@ -16,11 +16,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, LabelInfo
 
+from ros_onnx_vision.demo_inputs import digit_on_paper
 from ros_onnx_vision.graph import pipeline
 from ros_onnx_vision.graph_runner import GraphProcesses
 from ros_onnx_vision.image_conversion import numpy_to_image
 from ros_onnx_vision.node_support import seconds_to_stamp, stamp_to_seconds
-from test_pipeline import digit_on_paper
 
 SIM_START = 100.0
 SPEED = 0.5  # sim seconds per wall second

