@@ -1,0 +1,330 @@
+"""The benchmark suite's report: targets as ratios, a Markdown page and its plots. No ROS.
+
+`tools/benchmark.py` measures and hands the results here as one JSON-ready dict:
+
+- ``machine``: what it ran on;
+- ``transport``: rows of `tools/bench_transport.measure` (size, reliability, profile, p50_ms...);
+- ``inference``: rows of `tools/bench_inference.bench` (card, mean_ms per stage, other_over_run);
+- ``pipeline``: `tools/bench_pipeline.run` (per task: model_alone, baseline, pipeline rows).
+
+Targets (issue 7) are computed from those figures only, so a report can be re-rendered from its
+JSON (`python tools/benchmark.py --render results.json`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+TRANSPORT_LIMIT_MS = 3.0
+NON_RUN_LIMIT = 0.30
+BASELINE_MARGIN_MS = 5.0
+QUEUE_RATIO_LIMIT = 2.0
+RATE_FRACTION_LIMIT = 0.90
+TARGET_CARD = 'nanodet_m_416.yaml'
+
+
+@dataclass(frozen=True)
+class Target:
+    """One issue target evaluated on measured figures."""
+
+    name: str
+    where: str
+    measured: str  # the figure(s), human readable
+    ratio: float | None  # measured / limit where that is meaningful (<= 1 meets an upper bound)
+    limit: str
+    met: bool | None  # None: not measurable in this run (e.g. a task not run)
+
+
+def _fmt(value: float | None, unit: str = '', digits: int = 1) -> str:
+    return 'n/a' if value is None else f'{value:.{digits}f}{unit}'
+
+
+def camera_faster_than_model(row: dict[str, Any], alone: dict[str, Any]) -> bool:
+    """The camera delivers frames faster than the engine's per-frame work can take them."""
+    return float(row['camera_hz']) > float(alone['engine_rate_hz'])
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[Target]:
+    """Every issue-7 target on the figures in `results`."""
+    targets: list[Target] = []
+    for row in results.get('transport', []):
+        if row['size'] == '640x480' and row['profile'] == 'shipped':
+            p50 = row['p50_ms']
+            targets.append(Target(
+                'transport p50', f'640x480 bgr8, {row["reliability"]}, shipped profile',
+                f'{_fmt(p50, " ms", 2)} ({row["received_pct"]}% received)',
+                None if p50 is None else round(p50 / TRANSPORT_LIMIT_MS, 2),
+                f'<= {TRANSPORT_LIMIT_MS:g} ms', None if p50 is None else p50 <= TRANSPORT_LIMIT_MS))
+    for row in results.get('inference', []):
+        if row['card'] == TARGET_CARD:
+            ratio = row['other_over_run']
+            targets.append(Target(
+                'inference_node: everything but the session run', row['card'],
+                f'{row["other_ms"]:.2f} ms vs run {row["mean_ms"]["run"]:.2f} ms',
+                round(ratio / NON_RUN_LIMIT, 2), f'<= {NON_RUN_LIMIT:.0%} of the session run',
+                ratio <= NON_RUN_LIMIT))
+    for task, data in results.get('pipeline', {}).get('tasks', {}).items():
+        alone, base = data['model_alone'], data['baseline']
+        limit_ms = base['mean_ms']['total'] + BASELINE_MARGIN_MS
+        for row in data['pipeline']:
+            p50, p99 = row['latency_ms']['p50'], row['latency_ms']['p99']
+            where = f'{task}, camera {row["camera_hz"]:g} Hz'
+            if p50 is None:
+                targets.append(Target('end-to-end latency', where, 'no smoothed result', None,
+                                      'results', False))
+                continue
+            if not camera_faster_than_model(row, alone):
+                targets.append(Target(
+                    'end-to-end p50 vs baseline', where,
+                    f'p50 {p50:.1f} ms; baseline {base["mean_ms"]["total"]:.1f} ms/frame',
+                    round(p50 / limit_ms, 2), f'<= baseline + {BASELINE_MARGIN_MS:g} ms '
+                    f'= {limit_ms:.1f} ms', p50 <= limit_ms))
+                continue
+            queue = p99 / p50
+            targets.append(Target(
+                'no queueing: p99 / p50', where, f'p99 {p99:.1f} / p50 {p50:.1f} ms',
+                round(queue / QUEUE_RATIO_LIMIT, 2), f'<= {QUEUE_RATIO_LIMIT:g}',
+                queue <= QUEUE_RATIO_LIMIT))
+            fraction = row['processed_rate_hz'] / alone['run_rate_hz']
+            targets.append(Target(
+                'processed rate vs model alone', where,
+                f'{row["processed_rate_hz"]:.1f} Hz of {alone["run_rate_hz"]:.1f} Hz '
+                f'({fraction:.0%})', round(fraction / RATE_FRACTION_LIMIT, 2),
+                f'>= {RATE_FRACTION_LIMIT:.0%} of the session-run rate',
+                fraction >= RATE_FRACTION_LIMIT))
+    optimisation = results.get('optimization')
+    if optimisation:
+        targets.append(optimisation_target(optimisation))
+    return targets
+
+
+def optimisation_target(opt: dict[str, Any]) -> Target:
+    """int8 NanoDet: >= 1.5x faster session run, recall within 2 points of fp32."""
+    speedup, drop = opt.get('int8_speedup'), opt.get('recall_drop_points')
+    met = None if speedup is None or drop is None else (speedup >= 1.5 and drop <= 2.0)
+    return Target('int8 model', opt.get('card', TARGET_CARD),
+                  f'{_fmt(speedup, "x", 2)} faster, recall -{_fmt(drop, " points")}',
+                  None if speedup is None else round(1.5 / speedup, 2),
+                  '>= 1.5x faster, recall within 2 points', met)
+
+
+def _verdict(target: Target) -> str:
+    return {True: 'met', False: '**missed**', None: 'n/a'}[target.met]
+
+
+def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
+    """Write the report's PNG plots into `out_dir`; returns their file names."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    written: list[str] = []
+
+    transport = results.get('transport', [])
+    if transport:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+        sizes = list(dict.fromkeys(r['size'] for r in transport))
+        for ax, reliability in zip(axes, ('best_effort', 'reliable')):
+            for k, profile in enumerate(('defaults', 'shipped')):
+                rows = {r['size']: r for r in transport
+                        if r['reliability'] == reliability and r['profile'] == profile}
+                xs = [i + (k - 0.5) * 0.38 for i in range(len(sizes))]
+                values = [rows[s]['p50_ms'] or 0 if s in rows else 0 for s in sizes]
+                bars = ax.bar(xs, values, 0.36, label=f'{profile} profile')
+                for bar, size in zip(bars, sizes):
+                    if size in rows:
+                        ax.annotate(f'{rows[size]["received_pct"]:.0f}%',
+                                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                                    ha='center', va='bottom', fontsize=7)
+            ax.axhline(TRANSPORT_LIMIT_MS, color='red', lw=0.8, ls='--', label='3 ms goal')
+            ax.set_xticks(range(len(sizes)), sizes)
+            ax.set_title(f'{reliability.replace("_", " ")} (label: % received)', fontsize=9)
+        axes[0].set_ylabel('p50 latency (ms)')
+        axes[0].legend(fontsize=7)
+        fig.suptitle('Image transport between two processes', fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out_dir / 'transport.png', dpi=110)
+        plt.close(fig)
+        written.append('transport.png')
+
+    inference = results.get('inference', [])
+    if inference:
+        stages = ('convert', 'pre', 'run', 'decode', 'message', 'publish')
+        fig, ax = plt.subplots(figsize=(10, 0.6 + 0.6 * len(inference)))
+        names = [r['card'].removesuffix('.yaml') for r in inference]
+        left = [0.0] * len(inference)
+        for stage in stages:
+            values = [r['mean_ms'][stage] for r in inference]
+            ax.barh(names, values, left=left, label=stage)
+            left = [a + b for a, b in zip(left, values)]
+        ax.set_xlabel('mean ms per frame')
+        ax.legend(fontsize=7, ncol=6, loc='lower right')
+        ax.set_title('inference_node per stage', fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out_dir / 'inference_stages.png', dpi=110)
+        plt.close(fig)
+        written.append('inference_stages.png')
+
+    tasks = results.get('pipeline', {}).get('tasks', {})
+    if tasks:
+        fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+        for ax, (task, data) in zip(axes[0], tasks.items()):
+            rows = data['pipeline']
+            labels = [f'{r["camera_hz"]:g} Hz' for r in rows]
+            for k, q in enumerate(('p50', 'p90', 'p99')):
+                xs = [i + (k - 1) * 0.26 for i in range(len(rows))]
+                ax.bar(xs, [r['latency_ms'][q] or 0 for r in rows], 0.25, label=q)
+            base = data['baseline']['mean_ms']['total']
+            ax.axhline(base, color='black', lw=0.8, label=f'baseline {base:.1f} ms/frame')
+            ax.axhline(base + BASELINE_MARGIN_MS, color='red', lw=0.8, ls='--',
+                       label='baseline + 5 ms')
+            for i, r in enumerate(rows):
+                ax.annotate(f'{r["processed_rate_hz"]:.1f} Hz', (i, 0), ha='center',
+                            va='bottom', fontsize=7, color='white')
+            ax.set_xticks(range(len(rows)), labels)
+            ax.set_xlabel('camera rate (label: processed rate)')
+            ax.set_ylabel('camera stamp -> smoothed result (ms)')
+            ax.set_title(f'{task.replace("_", " ")} ({data["card"].removesuffix(".yaml")})',
+                         fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / 'end_to_end.png', dpi=110)
+        plt.close(fig)
+        written.append('end_to_end.png')
+
+        fig, ax = plt.subplots(figsize=(10, 3.4))
+        configs = [(task, r) for task, data in tasks.items() for r in data['pipeline']]
+        nodes = ('camera_node', 'inference_node', 'smoothing_node')
+        bottom = [0.0] * len(configs)
+        for node in nodes:
+            values = [r['cpu_pct'].get(node, 0.0) for _, r in configs]
+            ax.bar(range(len(configs)), values, bottom=bottom, label=node)
+            bottom = [a + b for a, b in zip(bottom, values)]
+        ax.set_xticks(range(len(configs)),
+                      [f'{t.split("_")[0]}\n{r["camera_hz"]:g} Hz' for t, r in configs],
+                      fontsize=8)
+        ax.axhline(100 * results.get('machine', {}).get('cpus', 2), color='grey', lw=0.8,
+                   ls=':', label='all cores')
+        ax.set_ylabel('CPU (% of one core)')
+        ax.set_title('CPU per node', fontsize=10)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / 'cpu.png', dpi=110)
+        plt.close(fig)
+        written.append('cpu.png')
+    return written
+
+
+def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -> str:
+    """The report page."""
+    m = results.get('machine', {})
+    lines = ['# ros_onnx_vision benchmark report', '',
+             f'Measured {m.get("date", "?")} on {m.get("cpu", "?")}, {m.get("cpus", "?")} cores, '
+             f'{m.get("memory_gib", "?")} GiB, {m.get("os", "?")}; Python {m.get("python", "?")}, '
+             f'ROS 2 {m.get("ros_distro", "?")} (rclpy from PyPI wheels), onnxruntime '
+             f'{m.get("onnxruntime", "?")}, CPU only. Commit `{m.get("commit", "?")}`. '
+             f'Command: `{m.get("command", "tools/benchmark.py")}`. All figures come from this '
+             'one run; the raw figures are in `results.json`.', '',
+             '## Targets', '',
+             '| target | where | measured | limit | ratio to limit | verdict |',
+             '|---|---|---|---|---|---|']
+    for t in targets:
+        lines.append(f'| {t.name} | {t.where} | {t.measured} | {t.limit} | '
+                     f'{_fmt(t.ratio, "", 2)} | {_verdict(t)} |')
+    lines += ['', 'Ratio to limit: measured / limit for upper bounds, limit / measured for the '
+              'lower bound on rate and speed-up; at most 1.00 meets the target.', '']
+    if notes := results.get('notes'):
+        lines += ['## Notes on misses', ''] + [f'- {n}' for n in notes] + ['']
+
+    transport = results.get('transport', [])
+    if transport:
+        lines += ['## 1. Image transport between processes', '',
+                  f'bgr8 frames at {results.get("transport_rate_hz", 30):g} Hz, '
+                  f'{results.get("transport_seconds", "?")} s each; latency = receive time - '
+                  'stamp set just before publishing, including the subscriber\'s conversion '
+                  'to a numpy array (`tools/bench_transport.py`).', '',
+                  '| frame | reliability | profile | received | p50 ms | p90 ms | max ms |',
+                  '|---|---|---|---|---|---|---|']
+        for r in transport:
+            lines.append(f'| {r["size"]} | {r["reliability"]} | {r["profile"]} | '
+                         f'{r["received_pct"]}% of {r["sent"]} | {r["p50_ms"]} | {r["p90_ms"]} | '
+                         f'{r["max_ms"]} |')
+        lines += ['']
+        if 'transport.png' in plots:
+            lines += ['![transport](transport.png)', '']
+
+    inference = results.get('inference', [])
+    if inference:
+        lines += ['## 2. inference_node per stage', '',
+                  'The node\'s own per-frame functions in one process on real frames '
+                  '(`tools/bench_inference.py`), mean ms.', '',
+                  '| card | convert | pre-processing | session run | decoding | message | '
+                  'publish | all but run / run |', '|---|---|---|---|---|---|---|---|']
+        for r in inference:
+            s = r['mean_ms']
+            lines.append(f'| {r["card"]} | {s["convert"]:.2f} | {s["pre"]:.2f} | {s["run"]:.2f} '
+                         f'| {s["decode"]:.2f} | {s["message"]:.2f} | {s["publish"]:.2f} | '
+                         f'{r["other_over_run"]:.0%} |')
+        lines += ['']
+        if 'inference_stages.png' in plots:
+            lines += ['![stages](inference_stages.png)', '']
+
+    tasks = results.get('pipeline', {}).get('tasks', {})
+    if tasks:
+        lines += ['## 3. End to end, and 4. the single-process baseline', '',
+                  'camera_node plays the task\'s video at each rate; inference_node and '
+                  'smoothing_node run as launched; latency = camera stamp to the smoothed '
+                  'result received by a probe node (`tools/bench_pipeline.py`). Dropped = camera '
+                  'frames that inference_node skipped to stay on the newest frame. CPU in % of '
+                  'one core. Baseline: one process where OpenCV reads the same video, the same '
+                  'engine runs, and the result is drawn.', '']
+        for task, data in tasks.items():
+            alone, base = data['model_alone'], data['baseline']
+            lines += [f'### {task.replace("_", " ")}: {data["card"]} on {data["video"]}', '',
+                      f'- model alone: session run {alone["run_ms"]["mean"]:.2f} ms mean '
+                      f'({alone["run_rate_hz"]:.1f} Hz), engine per frame (pre + run + decode) '
+                      f'{alone["engine_ms"]["mean"]:.2f} ms ({alone["engine_rate_hz"]:.1f} Hz)',
+                      f'- baseline per frame: {base["mean_ms"]["total"]:.2f} ms (read '
+                      f'{base["mean_ms"]["read"]:.2f}, infer {base["mean_ms"]["infer"]:.2f}, '
+                      f'draw {base["mean_ms"]["draw"]:.2f}), p50 {base["total_ms"]["p50"]} ms, '
+                      f'{base["rate_hz"]:.1f} Hz', '',
+                      '| camera | published | processed | dropped | p50 ms | p90 ms | p99 ms | '
+                      'inference result p50 ms | CPU camera / inference / smoothing |',
+                      '|---|---|---|---|---|---|---|---|---|']
+            for r in data['pipeline']:
+                lat, cpu = r['latency_ms'], r['cpu_pct']
+                lines.append(
+                    f'| {r["camera_hz"]:g} Hz | {r["camera_rate_hz"]:.1f} Hz | '
+                    f'{r["processed_rate_hz"]:.1f} Hz | {r["dropped_pct"]}% | {lat["p50"]} | '
+                    f'{lat["p90"]} | {lat["p99"]} | {r["raw_latency_ms"]["p50"]} | '
+                    f'{cpu.get("camera_node", "?")} / {cpu.get("inference_node", "?")} / '
+                    f'{cpu.get("smoothing_node", "?")}% |')
+            lines += ['']
+        for name, title in (('end_to_end.png', 'end to end'), ('cpu.png', 'CPU per node')):
+            if name in plots:
+                lines += [f'![{title}]({name})', '']
+
+    if opt := results.get('optimization'):
+        lines += ['## Model optimisation', '', f'`{opt.get("command", "")}`', '',
+                  '| variant | file MiB | run ms (mean) | speed-up | recall | precision |',
+                  '|---|---|---|---|---|---|']
+        for v in opt.get('variants', []):
+            lines.append(f'| {v["name"]} | {v.get("size_mib", "?")} | {v.get("run_ms", "?")} | '
+                         f'{_fmt(v.get("speedup"), "x", 2)} | {_fmt(v.get("recall"), "", 3)} | '
+                         f'{_fmt(v.get("precision"), "", 3)} |')
+        lines += ['']
+    return '\n'.join(lines) + '\n'
+
+
+def write_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, list[Target]]:
+    """results.json, report.md and the plots in `out_dir`; returns the report and targets."""
+    import json
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = evaluate_targets(results)
+    results = {**results, 'targets': [asdict(t) for t in targets]}
+    (out_dir / 'results.json').write_text(json.dumps(results, indent=2))
+    plots = plot(results, out_dir)
+    report = out_dir / 'report.md'
+    report.write_text(markdown(results, targets, plots))
+    return report, targets

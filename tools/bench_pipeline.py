@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""End-to-end latency of the three-node pipeline, against a single-process baseline, one run.
+
+    .venv/bin/python tools/bench_pipeline.py [--tasks human_detection,digit_classification]
+        [--rates 10,30,60] [--seconds 15] [--json out.json]
+
+For each task:
+- **model alone**: the card's session run back to back on the task's frames (the rate the
+  model sustains), and the engine's whole per-frame work (pre-processing + run + decoding);
+- **baseline**: one process in the style of the original exercise: OpenCV reads a frame of
+  the same video, the same engine runs it, the result is drawn; per-frame time;
+- **pipeline**: camera_node plays the same video at each camera rate, inference_node and
+  smoothing_node run as in the launch files, and a probe node in this process records, for
+  every smoothed result, receive time - camera stamp (same host clock). Also the processed
+  rate, the camera frames the newest-frame policy skipped, and CPU per node from /proc.
+
+Input: vtest.avi (the demo's pedestrian video; the four vtest stills where it cannot be
+fetched) for human detection, the demo's digits-on-paper video for digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import statistics
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ros_onnx_vision import demo_inputs  # noqa: E402
+from ros_onnx_vision.graph import pipeline  # noqa: E402
+
+CARD_OF_TASK = {'human_detection': 'nanodet_m_416.yaml',
+                'digit_classification': 'mnist_digits_cnn.yaml'}
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50/p90/p99/max (nearest rank) and mean of `values`, rounded to 0.01."""
+    if not values:
+        return {'p50': None, 'p90': None, 'p99': None, 'max': None, 'mean': None}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+    return {'p50': rank(0.5), 'p90': rank(0.9), 'p99': rank(0.99),
+            'max': round(ordered[-1], 2), 'mean': round(statistics.fmean(ordered), 2)}
+
+
+def task_video(task: str, workdir: Path) -> Path:
+    """The video both the baseline and camera_node play for `task`."""
+    if task == 'human_detection':
+        video = demo_inputs.pedestrian_video(log=lambda m: print(f'[bench] {m}', flush=True))
+        if video is None:
+            print('[bench] vtest.avi could not be fetched: using the four vtest stills',
+                  flush=True)
+            video = demo_inputs.stills_video(workdir / 'stills.avi')
+        return video
+    video = workdir / 'digits.avi'
+    if not video.exists():
+        demo_inputs.digits_video(video)
+    return video
+
+
+def read_frames(video: Path, count: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if not frames:
+        raise RuntimeError(f'could not read any frame from {video}')
+    return frames
+
+
+def model_alone(card: str, video: Path, frames: int, threads: int) -> dict:
+    """Session run alone, and the engine's whole per-frame work, back to back in this process."""
+    from ros_onnx_vision.onnx_engine import InferenceEngine
+    from ros_onnx_vision.preprocessing import preprocess
+    engine = InferenceEngine.from_card_file(ROOT / 'models' / card, intra_op_threads=threads)
+    images = read_frames(video, 200)[::4]
+    tensors = []
+    for image in images:  # the tensors the engine would feed, made once, outside the timing
+        if engine.card.digit is not None:
+            from ros_onnx_vision.digit_preprocessing import extract_digit
+            digit = extract_digit(image, engine.card.digit, 'BGR').image
+            if digit is None:
+                continue
+            tensors.append(preprocess(digit, engine.card.input, 'GRAY')[0])
+        else:
+            tensors.append(preprocess(image, engine.card.input, 'BGR')[0])
+    name = engine.card.input.name
+    run_ms, infer_ms = [], []
+    for i in range(frames + 5):
+        t0 = time.perf_counter()
+        engine.session.run(engine.output_names, {name: tensors[i % len(tensors)]})
+        t1 = time.perf_counter()
+        engine.infer(images[i % len(images)])
+        t2 = time.perf_counter()
+        if i >= 5:
+            run_ms.append((t1 - t0) * 1e3)
+            infer_ms.append((t2 - t1) * 1e3)
+    run, infer = statistics.fmean(run_ms), statistics.fmean(infer_ms)
+    return {'card': card, 'frames': frames, 'run_ms': percentiles(run_ms),
+            'engine_ms': percentiles(infer_ms), 'run_rate_hz': round(1e3 / run, 2),
+            'engine_rate_hz': round(1e3 / infer, 2)}
+
+
+def baseline(card: str, video: Path, frames: int, threads: int) -> dict:
+    """The single-process loop: OpenCV reads a frame, ONNX Runtime runs, the result is drawn.
+
+    It uses the same engine (pre-processing, session, decoding) as inference_node, so the
+    difference to the pipeline is what ROS, DDS and the process split cost.
+    """
+    from ros_onnx_vision.annotation import draw_result
+    from ros_onnx_vision.onnx_engine import InferenceEngine
+    engine = InferenceEngine.from_card_file(ROOT / 'models' / card, intra_op_threads=threads)
+    capture = cv2.VideoCapture(str(video))
+    stages: dict[str, list[float]] = {'read': [], 'infer': [], 'draw': [], 'total': []}
+    for i in range(frames + 5):
+        t0 = time.perf_counter()
+        ok, frame = capture.read()
+        if not ok:  # loop the video like camera_node does
+            capture.release()
+            capture = cv2.VideoCapture(str(video))
+            ok, frame = capture.read()
+        t1 = time.perf_counter()
+        result = engine.infer(frame)
+        t2 = time.perf_counter()
+        draw_result(frame, result, in_place=True)
+        t3 = time.perf_counter()
+        if i >= 5:
+            for key, value in (('read', t1 - t0), ('infer', t2 - t1), ('draw', t3 - t2),
+                               ('total', t3 - t0)):
+                stages[key].append(value * 1e3)
+    capture.release()
+    return {'card': card, 'frames': frames,
+            'mean_ms': {k: round(statistics.fmean(v), 2) for k, v in stages.items()},
+            'total_ms': percentiles(stages['total']),
+            'rate_hz': round(1e3 / statistics.fmean(stages['total']), 2)}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, from /proc (None once it has exited)."""
+    try:
+        fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+@dataclass
+class Probe:
+    """An rclpy node in this process: smoothed results, raw results, camera frame counter."""
+
+    domain: int
+    task: str
+    smoothed: list[tuple[float, float]] = field(default_factory=list)  # (stamp, received)
+    raw: list[tuple[float, float]] = field(default_factory=list)
+    frame_counts: list[tuple[float, int]] = field(default_factory=list)  # (received, count)
+
+    def __post_init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        from std_msgs.msg import UInt64
+        from vision_msgs.msg import Classification, Detection2DArray
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=self.domain)
+        self.node = rclpy.create_node('bench_probe', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        graph = pipeline(self.task)
+        self.graph = graph
+        kind = Detection2DArray if graph.inference_task == 'detection' else Classification
+        reliable = QoSProfile(depth=100)
+        self.node.create_subscription(kind, graph.smoothed_topic,
+                                      lambda m: self._record(self.smoothed, m), reliable)
+        self.node.create_subscription(kind, graph.result_topic,
+                                      lambda m: self._record(self.raw, m), reliable)
+        self.node.create_subscription(
+            UInt64, 'frame_count',
+            lambda m: self.frame_counts.append((time.time(), int(m.data))),
+            qos_profile_sensor_data)
+
+    @staticmethod
+    def _record(into: list[tuple[float, float]], msg) -> None:
+        received = time.time()
+        into.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, received))
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def clear(self) -> None:
+        self.smoothed.clear()
+        self.raw.clear()
+        self.frame_counts.clear()
+
+    def close(self) -> None:
+        import rclpy
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, warmup: float,
+                 domain: int, log_dir: Path) -> list[dict]:
+    """The three nodes at each camera rate; downstream nodes stay up, the camera restarts."""
+    from ros_onnx_vision.graph_runner import GraphProcesses
+    from ros_onnx_vision.ros_environment import node_environment
+    env = node_environment(domain)
+    graph = pipeline(task)
+    probe = Probe(domain, task)
+    downstream = GraphProcesses(graph.subset('inference_node', 'smoothing_node'), env,
+                                log_dir=log_dir).start()
+    results = []
+    try:
+        deadline = time.monotonic() + 60
+        while probe.node.count_publishers(graph.smoothed_topic) == 0 or \
+                probe.node.count_publishers(graph.result_topic) == 0:
+            if downstream.exited() or time.monotonic() > deadline:
+                raise RuntimeError(f'{task}: downstream nodes did not come up '
+                                   f'(exited: {downstream.exited()}; logs in {log_dir})')
+            probe.spin(0.2)
+        for rate in rates:
+            parameters = {'camera_node': {'source': str(video), 'fps': float(rate),
+                                          'loop': True}}
+            camera = GraphProcesses(graph.subset('camera_node'), env, parameters=parameters,
+                                    log_dir=log_dir / f'camera_{rate:g}hz').start()
+            try:
+                probe.spin(warmup)
+                if camera.exited() or downstream.exited():
+                    raise RuntimeError(f'{task} at {rate:g} Hz: a node exited '
+                                       f'({camera.exited() or downstream.exited()}); '
+                                       f'logs in {log_dir}')
+                pids = {name: p.pid for name, p in
+                        {**camera.processes, **downstream.processes}.items()}
+                cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                probe.clear()
+                t0 = time.time()
+                probe.spin(seconds)
+                wall = time.time() - t0
+                cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            finally:
+                camera.stop()
+            cpu = {name: round(100 * (cpu1[name] - cpu0[name]) / wall, 1)
+                   for name in pids if cpu0[name] is not None and cpu1[name] is not None}
+            results.append(summarise(task, rate, probe, wall, cpu, t0))
+            probe.spin(1.5)  # smoothing releases on its timeout before the next rate
+    finally:
+        downstream.stop()
+        probe.close()
+    return results
+
+
+def summarise(task: str, rate: float, probe: Probe, wall: float, cpu: dict[str, float],
+              t0: float) -> dict:
+    latencies = [(received - stamp) * 1e3 for stamp, received in probe.smoothed
+                 if stamp >= t0 - 1.0]
+    raw_latencies = [(received - stamp) * 1e3 for stamp, received in probe.raw]
+    counts = [count for _, count in probe.frame_counts]
+    published = (max(counts) - min(counts) + 1) if counts else 0
+    # Results whose frame was published in the window: the camera's own count over the same
+    # span tells how many frames the newest-frame policy skipped.
+    processed = len(probe.raw)
+    return {'task': task, 'camera_hz': rate, 'seconds': round(wall, 2),
+            'camera_frames': published, 'camera_rate_hz': round(published / wall, 2),
+            'processed': processed, 'processed_rate_hz': round(processed / wall, 2),
+            'smoothed': len(latencies),
+            'dropped': max(0, published - processed),
+            'dropped_pct': round(100 * max(0, published - processed) / max(published, 1), 1),
+            'latency_ms': percentiles(latencies), 'raw_latency_ms': percentiles(raw_latencies),
+            'cpu_pct': cpu}
+
+
+def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, frames: int,
+        threads: int, workdir: Path, log: callable = print) -> dict:
+    """Everything above for every task; returns the JSON-ready results."""
+    out: dict = {'tasks': {}}
+    domain = 150 + os.getpid() % 50
+    for task in tasks:
+        card = CARD_OF_TASK[task]
+        video = task_video(task, workdir)
+        log(f'[bench] {task}: model alone and baseline ({card}, {video.name})')
+        alone = model_alone(card, video, frames, threads)
+        base = baseline(card, video, frames, threads)
+        log(f'[bench]   session run {alone["run_ms"]["mean"]} ms ({alone["run_rate_hz"]} Hz), '
+            f'baseline per frame {base["mean_ms"]["total"]} ms')
+        runs = pipeline_run(task, video, rates, seconds, warmup, domain,
+                            workdir / 'logs' / task)
+        for r in runs:
+            lat = r['latency_ms']
+            log(f'[bench]   camera {r["camera_hz"]:g} Hz: processed {r["processed_rate_hz"]} Hz,'
+                f' dropped {r["dropped_pct"]}%, latency p50 {lat["p50"]} p90 {lat["p90"]} '
+                f'p99 {lat["p99"]} ms, CPU {r["cpu_pct"]}')
+        out['tasks'][task] = {'card': card, 'video': video.name, 'model_alone': alone,
+                              'baseline': base, 'pipeline': runs}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--tasks', default='human_detection,digit_classification')
+    parser.add_argument('--rates', default='10,30,60')
+    parser.add_argument('--seconds', type=float, default=15.0, help='measured per rate')
+    parser.add_argument('--warmup', type=float, default=3.0)
+    parser.add_argument('--frames', type=int, default=60, help='model-alone/baseline frames')
+    parser.add_argument('--threads', type=int, default=0, help='intra-op threads (0 = ORT)')
+    parser.add_argument('--json', type=Path)
+    args = parser.parse_args()
+    from ros_onnx_vision.ros_environment import apply_fastdds_profile
+    apply_fastdds_profile()
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'  # the probe, like the nodes
+    with tempfile.TemporaryDirectory(prefix='bench_pipeline_') as tmp:
+        results = run(args.tasks.split(','), [float(r) for r in args.rates.split(',')],
+                      args.seconds, args.warmup, args.frames, args.threads, Path(tmp))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""The benchmark suite: every figure of issue 7 in one run, as JSON and a Markdown report.
+
+    tools/benchmark.sh [--output DIR] [--quick]      # builds .venv first, then runs this
+    .venv/bin/python tools/benchmark.py --render DIR/results.json   # re-render a report
+
+Sections (each also runs alone, see its script):
+1. image transport between processes, 640x480 / 1280x720 / 1920x1080 bgr8, best effort and
+   reliable, Fast DDS defaults vs the shipped profile (`bench_transport.py`);
+2. inference_node per stage for every model card in models/ (`bench_inference.py`);
+3. end-to-end latency, processed rate, dropped frames and CPU per node at camera 10/30/60 Hz
+   for each task, and 4. the single-process baseline on the same frames (`bench_pipeline.py`).
+Targets are evaluated as ratios (`ros_onnx_vision/benchmark_report.py`). Writes
+DIR/results.json, DIR/report.md and DIR/*.png (default DIR: output/benchmark). About 6 minutes
+on 2 cores; --quick (about 2 minutes) shortens every measurement, for checking the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+import subprocess
+import sys
+import time
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'tools'))
+
+from ros_onnx_vision.benchmark_report import write_report  # noqa: E402
+
+
+def machine(command: str) -> dict:
+    """What the figures were measured on."""
+    import onnxruntime
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+        memory_kib = int(Path('/proc/meminfo').read_text().split()[1])
+    except OSError:
+        memory_kib = 0
+    try:
+        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        if subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
+                          text=True, capture_output=True).stdout.strip():
+            commit += ' (with uncommitted changes)'
+    except (OSError, subprocess.CalledProcessError):
+        commit = 'unknown'
+    os_name = platform.platform()
+    try:
+        os_name = next(line.split('=', 1)[1].strip('"') for line in
+                       Path('/etc/os-release').read_text().splitlines()
+                       if line.startswith('PRETTY_NAME='))
+    except (OSError, StopIteration):
+        pass
+    return {'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+            'cpu': cpu, 'cpus': os.cpu_count(), 'memory_gib': round(memory_kib / 2**20, 1),
+            'os': os_name, 'python': platform.python_version(),
+            'ros_distro': os.environ.get('ROS_DISTRO', 'jazzy'),
+            'onnxruntime': onnxruntime.__version__,
+            'providers': onnxruntime.get_available_providers(), 'commit': commit,
+            'command': command}
+
+
+def transport(seconds: float, rate: float, sizes: list[str]) -> list[dict]:
+    import bench_transport
+    domain = 200 + os.getpid() % 30
+    rows = []
+    for size in sizes:
+        for reliability in ('best_effort', 'reliable'):
+            for profile in (False, True):
+                row = bench_transport.measure(size, reliability, profile, seconds, rate, domain)
+                print(f'[benchmark] transport {size} {reliability} {row["profile"]}: '
+                      f'p50 {row["p50_ms"]} ms, {row["received_pct"]}% received', flush=True)
+                rows.append(row)
+    return rows
+
+
+def inference(frames: int, threads: int) -> list[dict]:
+    import rclpy
+
+    import bench_inference
+    cards = [p.name for p in sorted((ROOT / 'models').glob('*.yaml'))]
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('benchmark_inference', context=context)
+    try:
+        rows = []
+        for card in cards:
+            row = bench_inference.bench(card, frames, threads, node)
+            print(f'[benchmark] inference {card}: run {row["mean_ms"]["run"]:.2f} ms, '
+                  f'everything else {row["other_ms"]:.2f} ms', flush=True)
+            rows.append(row)
+        return rows
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--output', type=Path, default=ROOT / 'output' / 'benchmark')
+    parser.add_argument('--quick', action='store_true',
+                        help='short measurements (checks the command; figures are rougher)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='ONNX Runtime intra-op threads (0 = automatic, as the nodes)')
+    parser.add_argument('--render', type=Path, metavar='RESULTS_JSON',
+                        help='only re-render the report of an earlier results.json')
+    args = parser.parse_args()
+    if args.render:
+        results = json.loads(args.render.read_text())
+        results.pop('targets', None)
+        report, _ = write_report(results, args.render.parent)
+        print(f'[benchmark] wrote {report}')
+        return 0
+
+    from ros_onnx_vision.ros_environment import apply_fastdds_profile
+    import bench_pipeline
+    # This process's own nodes (probe, publisher of the stage benchmark) use the same transport
+    # as the nodes; the defaults-vs-profile comparison sets its child processes' environment.
+    apply_fastdds_profile()
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    command = 'tools/benchmark.sh' + (' --quick' if args.quick else '')
+    started = time.monotonic()
+    results: dict = {'machine': machine(command), 'quick': args.quick}
+    seconds = 1.5 if args.quick else 4.0
+    results.update(transport_rate_hz=30.0, transport_seconds=seconds)
+    results['transport'] = transport(seconds, 30.0, ['640x480', '1280x720', '1920x1080'])
+    results['inference'] = inference(15 if args.quick else 100, args.threads)
+    workdir = args.output / 'work'
+    workdir.mkdir(parents=True, exist_ok=True)
+    results['pipeline'] = bench_pipeline.run(
+        ['human_detection', 'digit_classification'], [10.0, 30.0, 60.0],
+        seconds=4.0 if args.quick else 15.0, warmup=2.0 if args.quick else 3.0,
+        frames=15 if args.quick else 60, threads=args.threads, workdir=workdir,
+        log=lambda m: print(m.replace('[bench]', '[benchmark]'), flush=True))
+    optimisation = ROOT / 'models' / 'optimization.json'
+    if optimisation.exists():  # written by `python -m ros_onnx_vision optimize`
+        results['optimization'] = json.loads(optimisation.read_text())
+    results['seconds'] = round(time.monotonic() - started, 1)
+    report, targets = write_report(results, args.output)
+    print(f'[benchmark] {len(targets)} targets: '
+          f'{sum(t.met is True for t in targets)} met, {sum(t.met is False for t in targets)} '
+          f'missed')
+    for t in targets:
+        print(f'[benchmark]   {"met   " if t.met else "MISSED" if t.met is False else "n/a   "} '
+              f'{t.name} ({t.where}): {t.measured}; limit {t.limit}')
+    print(f'[benchmark] wrote {report} (and results.json, plots) in {results["seconds"]:.0f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
