@@ -91,7 +91,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
             targets.append(Target(
                 'processed rate vs model alone', where,
                 f'{row["processed_rate_hz"]:.1f} Hz of {alone["run_rate_hz"]:.1f} Hz '
-                f'({fraction:.0%})', round(fraction / RATE_FRACTION_LIMIT, 2),
+                f'({fraction:.0%})', round(RATE_FRACTION_LIMIT / fraction, 2) if fraction else None,
                 f'>= {RATE_FRACTION_LIMIT:.0%} of the session-run rate',
                 fraction >= RATE_FRACTION_LIMIT))
     optimisation = results.get('optimization')

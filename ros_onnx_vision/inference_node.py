@@ -164,6 +164,7 @@ class InferenceNode(LifecycleNode):
             engine = InferenceEngine(
                 card, providers=p['execution_providers'], strict=p['strict_providers'],
                 intra_op_threads=p['intra_op_threads'],
+                intra_op_spinning=p['intra_op_spinning'],
                 graph_optimization=p['graph_optimization'],
                 optimized_model_cache=p['optimized_model_cache'])
             self._base_card = engine.card  # as checked against the model, before overrides

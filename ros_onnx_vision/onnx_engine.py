@@ -194,7 +194,8 @@ def _cache_file(cache_dir: str, model_path: Path, level: str) -> Path:
 
 def create_session(model_path: str | Path, providers: Sequence[str], *, strict: bool = False,
                    intra_op_threads: int = 0, graph_optimization: str = 'all',
-                   optimized_model_cache: str = '') -> tuple[ort.InferenceSession,
+                   optimized_model_cache: str = '',
+                   intra_op_spinning: bool = False) -> tuple[ort.InferenceSession,
                                                              ProviderReport]:
     """Create an onnxruntime session on the requested providers, in order of preference.
 
@@ -203,7 +204,10 @@ def create_session(model_path: str | Path, providers: Sequence[str], *, strict: 
     :class:`ProviderError` when a requested provider is not active instead of reporting it.
     ``intra_op_threads``: 0 lets onnxruntime choose. ``graph_optimization``: 'disable',
     'basic', 'extended' or 'all'. ``optimized_model_cache``: a folder where the optimized model
-    (and TensorRT engines) are kept between runs; '' for none.
+    (and TensorRT engines) are kept between runs; '' for none. ``intra_op_spinning``: let idle
+    intra-op threads busy-wait for the next run (onnxruntime's default). Off by default: in a
+    pipeline that shares the cores with the camera and smoothing processes, the spinning
+    threads burn the CPU those need (see tools/bench_pipeline.py and the benchmark report).
     Raises :class:`ModelLoadError` when the file is not a loadable ONNX model.
     """
     model_path = Path(model_path)
@@ -229,6 +233,8 @@ def create_session(model_path: str | Path, providers: Sequence[str], *, strict: 
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry('session.intra_op.allow_spinning',
+                                     '1' if intra_op_spinning else '0')
     options.graph_optimization_level = GRAPH_OPTIMIZATION[graph_optimization]
     load_path = model_path
     provider_options: list[dict[str, Any]] = [{} for _ in usable]
@@ -370,11 +376,13 @@ class InferenceEngine:
 
     def __init__(self, card: ModelCard, *, providers: Sequence[str] = ('cpu',),
                  strict: bool = False, intra_op_threads: int = 0,
-                 graph_optimization: str = 'all', optimized_model_cache: str = '') -> None:
+                 graph_optimization: str = 'all', optimized_model_cache: str = '',
+                 intra_op_spinning: bool = False) -> None:
         """Create the session and check the model against the card (raises ModelCardError)."""
         self.session, self.provider_report = create_session(
             card.model_path, providers, strict=strict, intra_op_threads=intra_op_threads,
-            graph_optimization=graph_optimization, optimized_model_cache=optimized_model_cache)
+            graph_optimization=graph_optimization, optimized_model_cache=optimized_model_cache,
+            intra_op_spinning=intra_op_spinning)
         self.card = check_model_against_card(card, self.session.get_inputs(),
                                              self.session.get_outputs())
         self.output_names = [o.name for o in self.session.get_outputs()]

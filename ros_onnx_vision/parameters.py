@@ -114,6 +114,10 @@ INFERENCE_NODE = (
     ParameterSpec('intra_op_threads', 0,
                   'ONNX Runtime intra-op threads (0 = ONNX Runtime default)', low=0, high=256,
                   read_only=True),
+    ParameterSpec('intra_op_spinning', False,
+                  'Let idle ONNX Runtime threads busy-wait for the next frame (ONNX Runtime\'s '
+                  'own default). Off: the camera and smoothing processes get that CPU',
+                  read_only=True),
     ParameterSpec('graph_optimization', 'all', 'ONNX Runtime graph optimisation level',
                   choices=('disable', 'basic', 'extended', 'all'), read_only=True),
     ParameterSpec('optimized_model_cache', '',

@@ -29,9 +29,11 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Callable
 
 import cv2
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -218,7 +220,8 @@ class Probe:
 
 
 def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, warmup: float,
-                 domain: int, log_dir: Path) -> list[dict]:
+                 domain: int, log_dir: Path,
+                 inference_parameters: dict | None = None) -> list[dict]:
     """The three nodes at each camera rate; downstream nodes stay up, the camera restarts."""
     from ros_onnx_vision.graph_runner import GraphProcesses
     from ros_onnx_vision.ros_environment import node_environment
@@ -226,6 +229,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
     graph = pipeline(task)
     probe = Probe(domain, task)
     downstream = GraphProcesses(graph.subset('inference_node', 'smoothing_node'), env,
+                                parameters={'inference_node': inference_parameters or {}},
                                 log_dir=log_dir).start()
     results = []
     try:
@@ -288,10 +292,11 @@ def summarise(task: str, rate: float, probe: Probe, wall: float, cpu: dict[str, 
 
 
 def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, frames: int,
-        threads: int, workdir: Path, log: callable = print) -> dict:
+        threads: int, workdir: Path, log: Callable[[str], None] = print,
+        inference_parameters: dict | None = None, domain: int | None = None) -> dict:
     """Everything above for every task; returns the JSON-ready results."""
     out: dict = {'tasks': {}}
-    domain = 150 + os.getpid() % 50
+    domain = 150 + os.getpid() % 50 if domain is None else domain
     for task in tasks:
         card = CARD_OF_TASK[task]
         video = task_video(task, workdir)
@@ -301,7 +306,8 @@ def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, fra
         log(f'[bench]   session run {alone["run_ms"]["mean"]} ms ({alone["run_rate_hz"]} Hz), '
             f'baseline per frame {base["mean_ms"]["total"]} ms')
         runs = pipeline_run(task, video, rates, seconds, warmup, domain,
-                            workdir / 'logs' / task)
+                            workdir / 'logs' / task,
+                            {'intra_op_threads': threads, **(inference_parameters or {})})
         for r in runs:
             lat = r['latency_ms']
             log(f'[bench]   camera {r["camera_hz"]:g} Hz: processed {r["processed_rate_hz"]} Hz,'
@@ -321,13 +327,20 @@ def main() -> int:
     parser.add_argument('--frames', type=int, default=60, help='model-alone/baseline frames')
     parser.add_argument('--threads', type=int, default=0, help='intra-op threads (0 = ORT)')
     parser.add_argument('--json', type=Path)
+    parser.add_argument('--set', action='append', default=[], metavar='NAME:=VALUE',
+                        help='inference_node parameter for the pipeline runs (repeatable)')
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition(':=')
+        overrides[name] = yaml.safe_load(value)
     from ros_onnx_vision.ros_environment import apply_fastdds_profile
     apply_fastdds_profile()
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'  # the probe, like the nodes
     with tempfile.TemporaryDirectory(prefix='bench_pipeline_') as tmp:
         results = run(args.tasks.split(','), [float(r) for r in args.rates.split(',')],
-                      args.seconds, args.warmup, args.frames, args.threads, Path(tmp))
+                      args.seconds, args.warmup, args.frames, args.threads, Path(tmp),
+                      inference_parameters=overrides)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
