@@ -11,6 +11,9 @@ commands:
           annotated video, JSON lines and a summary figure (python -m ros_onnx_vision demo -h)
   infer   run a model card on images or videos, print one JSON object per frame
           (python -m ros_onnx_vision infer --help)
+  optimize  write the onnxruntime offline-optimised graph and a static int8 variant of a
+          model card, compare speed and accuracy, write new cards
+          (python -m ros_onnx_vision optimize --help)
 '''
 
 
@@ -26,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == 'infer':
         from ros_onnx_vision.offline_infer import main as infer_main
         return infer_main(rest)
+    if command == 'optimize':
+        from ros_onnx_vision.model_optimization import main as optimize_main
+        return optimize_main(rest)
     print(f'unknown command {command!r}\n{USAGE}', file=sys.stderr, end='')
     return 2
 
