@@ -100,9 +100,9 @@ def model_alone(card: str, video: Path, frames: int, threads: int) -> dict:
             digit = extract_digit(image, engine.card.digit, 'BGR').image
             if digit is None:
                 continue
-            tensors.append(preprocess(digit, engine.card.input, 'GRAY')[0])
+            tensors.append(preprocess(digit, engine.card.input, 'GRAY')[0].copy())
         else:
-            tensors.append(preprocess(image, engine.card.input, 'BGR')[0])
+            tensors.append(preprocess(image, engine.card.input, 'BGR')[0].copy())
     name = engine.card.input.name
     run_ms, infer_ms = [], []
     for i in range(frames + 5):
