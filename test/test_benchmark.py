@@ -43,7 +43,15 @@ def synthetic_results() -> dict:
              'max_ms': 9.0, 'mean_ms': 5.2}],
         'inference': [{'card': 'nanodet_m_416.yaml', 'mean_ms': stages, 'other_ms': 2.7,
                        'other_over_run': 0.09, 'run_p50_ms': 30.0, 'frames': 10,
-                       'intra_op_threads': 0, 'provider': 'CPUExecutionProvider'}],
+                       'intra_op_threads': 0, 'provider': 'CPUExecutionProvider'},
+                      {'card': 'nanodet_m_416_int8.yaml', 'mean_ms': {**stages, 'run': 18.0},
+                       'other_ms': 2.7, 'other_over_run': 0.15, 'run_p50_ms': 18.0,
+                       'frames': 10, 'intra_op_threads': 0,
+                       'provider': 'CPUExecutionProvider'}],
+        'accuracy': [{'card': 'nanodet_m_416.yaml', 'recall': 1.0, 'precision': 0.955, 'tp': 21,
+                      'fp': 1, 'fn': 0, 'ignored': 0},
+                     {'card': 'nanodet_m_416_int8.yaml', 'recall': 0.952, 'precision': 0.952,
+                      'tp': 20, 'fp': 1, 'fn': 1, 'ignored': 0}],
         'pipeline': {'tasks': {'human_detection': {
             'card': 'nanodet_m_416.yaml', 'video': 'vtest.avi',
             'model_alone': {'run_ms': {'mean': 30.0}, 'engine_ms': {'mean': 32.0},
@@ -70,6 +78,9 @@ def test_targets_follow_the_issue_rules():
     assert queue.met is False and queue.ratio == pytest.approx((100 / 45) / 2, abs=0.01)
     rate = targets[('processed rate vs model alone', 'human_detection, camera 60 Hz')]
     assert rate.met and rate.ratio == pytest.approx(0.9 / (31.0 / 33.3), abs=0.01)
+    # int8: 30 / 18 = 1.67x faster (met) but one more miss = 4.8 points (> 2): missed.
+    int8 = targets[('int8 NanoDet vs fp32', 'nanodet_m_416_int8.yaml vs nanodet_m_416.yaml')]
+    assert int8.met is False and int8.ratio == pytest.approx(1.5 / (30 / 18), abs=0.01)
     # The 10 Hz camera is slower than the model: no queueing/rate target there, and the 60 Hz
     # camera is not compared with the baseline.
     assert ('no queueing: p99 / p50', 'human_detection, camera 10 Hz') not in targets
@@ -87,7 +98,8 @@ def test_missing_results_are_a_missed_target():
 def test_report_holds_every_figure_and_plot(tmp_path):
     report, targets = write_report(synthetic_results(), tmp_path)
     text = report.read_text()
-    for figure in ('2.5', '33.3%', '30.00', '38.0', '100.0', '33.50', '150.0'):
+    for figure in ('2.5', '33.3%', '30.00', '38.0', '100.0', '33.50', '150.0', '0.952',
+                   '1.67x'):
         assert figure in text, figure
     assert text.count('| met |') == sum(t.met is True for t in targets)
     assert '**missed**' in text

@@ -7,7 +7,9 @@
 Sections (each also runs alone, see its script):
 1. image transport between processes, 640x480 / 1280x720 / 1920x1080 bgr8, best effort and
    reliable, Fast DDS defaults vs the shipped profile (`bench_transport.py`);
-2. inference_node per stage for every model card in models/ (`bench_inference.py`);
+2. inference_node per stage for every model card in models/ (`bench_inference.py`), and person
+   recall/precision of every detector card on the labelled images (the int8 NanoDet against
+   fp32: speed and accuracy from this same run);
 3. end-to-end latency, processed rate, dropped frames and CPU per node at camera 10/30/60 Hz
    for each task, and 4. the single-process baseline on the same frames (`bench_pipeline.py`).
 Targets are evaluated as ratios (`ros_onnx_vision/benchmark_report.py`). Writes
@@ -105,6 +107,21 @@ def inference(frames: int, threads: int) -> list[dict]:
         rclpy.try_shutdown(context=context)
 
 
+def accuracy() -> list[dict]:
+    """Person recall/precision of every detection card on the labelled images."""
+    from ros_onnx_vision.detection_evaluation import evaluate_card
+    from ros_onnx_vision.model_card import load_model_card
+    rows = []
+    for path in sorted((ROOT / 'models').glob('*.yaml')):
+        if load_model_card(path).task != 'detection':
+            continue
+        evaluation = evaluate_card(path)
+        rows.append({'card': path.name, **evaluation.to_dict()})
+        print(f'[benchmark] accuracy {path.name}: recall {evaluation.recall:.3f}, precision '
+              f'{evaluation.precision:.3f}', flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--output', type=Path, default=ROOT / 'output' / 'benchmark')
@@ -135,6 +152,7 @@ def main() -> int:
     results.update(transport_rate_hz=30.0, transport_seconds=seconds)
     results['transport'] = transport(seconds, 30.0, ['640x480', '1280x720', '1920x1080'])
     results['inference'] = inference(15 if args.quick else 100, args.threads)
+    results['accuracy'] = accuracy()
     workdir = args.output / 'work'
     workdir.mkdir(parents=True, exist_ok=True)
     results['pipeline'] = bench_pipeline.run(
@@ -142,9 +160,6 @@ def main() -> int:
         seconds=4.0 if args.quick else 15.0, warmup=2.0 if args.quick else 3.0,
         frames=15 if args.quick else 60, threads=args.threads, workdir=workdir,
         log=lambda m: print(m.replace('[bench]', '[benchmark]'), flush=True))
-    optimisation = ROOT / 'models' / 'optimization.json'
-    if optimisation.exists():  # written by `python -m ros_onnx_vision optimize`
-        results['optimization'] = json.loads(optimisation.read_text())
     results['seconds'] = round(time.monotonic() - started, 1)
     report, targets = write_report(results, args.output)
     print(f'[benchmark] {len(targets)} targets: '
