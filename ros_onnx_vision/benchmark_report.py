@@ -309,6 +309,22 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
                     f'{lat["p90"]} | {lat["p99"]} | {r["raw_latency_ms"]["p50"]} | '
                     f'{cpu.get("camera_node", "?")} / {cpu.get("inference_node", "?")} / '
                     f'{cpu.get("smoothing_node", "?")}% |')
+            rows = [r for r in data['pipeline'] if r.get('breakdown_ms')]
+            if rows:
+                keys = ('waiting', 'convert', 'pre', 'run', 'decode', 'message', 'publish',
+                        'to_probe', 'smoothing', 'total')
+                lines += ['', 'Where the mean end-to-end time goes (ms; inference_node\'s own '
+                          'stage means from its diagnostics over the same window). waiting = '
+                          'camera stamp to the worker taking the frame (publish, transport, '
+                          'and the wait for the model when the camera is faster); to_probe = '
+                          'result published to received; smoothing = raw result received to '
+                          'smoothed result received.', '',
+                          '| camera | ' + ' | '.join(keys) + ' |',
+                          '|---|' + '---|' * len(keys)]
+                for r in rows:
+                    b = r['breakdown_ms']
+                    lines.append(f'| {r["camera_hz"]:g} Hz | ' +
+                                 ' | '.join(_fmt(b.get(k), '', 2) for k in keys) + ' |')
             lines += ['']
         for name, title in (('end_to_end.png', 'end to end'), ('cpu.png', 'CPU per node')):
             if name in plots:

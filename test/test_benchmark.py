@@ -140,6 +140,11 @@ def test_pipeline_benchmark_measures_a_real_graph(ros_domain, tmp_path):
     assert 0 < row['raw_latency_ms']['p50'] <= lat['p50']
     assert set(row['cpu_pct']) == {'camera_node', 'inference_node', 'smoothing_node'}
     assert all(value > 0 for value in row['cpu_pct'].values())
+    # The breakdown adds up: waiting + stages + hops = the mean end-to-end latency.
+    parts = row['breakdown_ms']
+    assert parts['run'] > 0 and parts['waiting'] > 0
+    assert sum(v for k, v in parts.items() if k != 'total') == pytest.approx(
+        lat['mean'], abs=0.2)
 
 
 def test_transport_pair_measures_latency(ros_domain):

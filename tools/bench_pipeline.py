@@ -172,11 +172,13 @@ class Probe:
     smoothed: list[tuple[float, float]] = field(default_factory=list)  # (stamp, received)
     raw: list[tuple[float, float]] = field(default_factory=list)
     frame_counts: list[tuple[float, int]] = field(default_factory=list)  # (received, count)
+    inference_status: dict[str, str] = field(default_factory=dict)  # latest diagnostics values
 
     def __post_init__(self) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        from diagnostic_msgs.msg import DiagnosticArray
         from std_msgs.msg import UInt64
         from vision_msgs.msg import Classification, Detection2DArray
         self.context = rclpy.Context()
@@ -196,6 +198,12 @@ class Probe:
             UInt64, 'frame_count',
             lambda m: self.frame_counts.append((time.time(), int(m.data))),
             qos_profile_sensor_data)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name.endswith(': inference'):
+                self.inference_status = {kv.key: kv.value for kv in status.values}
 
     @staticmethod
     def _record(into: list[tuple[float, float]], msg) -> None:
@@ -255,15 +263,19 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                         {**camera.processes, **downstream.processes}.items()}
                 cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 probe.clear()
+                status0 = dict(probe.inference_status)
                 t0 = time.time()
                 probe.spin(seconds)
                 wall = time.time() - t0
                 cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                status1 = dict(probe.inference_status)
             finally:
                 camera.stop()
             cpu = {name: round(100 * (cpu1[name] - cpu0[name]) / wall, 1)
                    for name in pids if cpu0[name] is not None and cpu1[name] is not None}
-            results.append(summarise(task, rate, probe, wall, cpu, t0))
+            row = summarise(task, rate, probe, wall, cpu, t0)
+            row['breakdown_ms'] = breakdown(status0, status1, row)
+            results.append(row)
             probe.spin(1.5)  # smoothing releases on its timeout before the next rate
     finally:
         downstream.stop()
@@ -289,6 +301,37 @@ def summarise(task: str, rate: float, probe: Probe, wall: float, cpu: dict[str, 
             'dropped_pct': round(100 * max(0, published - processed) / max(published, 1), 1),
             'latency_ms': percentiles(latencies), 'raw_latency_ms': percentiles(raw_latencies),
             'cpu_pct': cpu}
+
+
+STAGE_KEYS = {'convert': 'convert', 'pre-processing': 'pre', 'inference (session run)': 'run',
+              'decoding': 'decode', 'message': 'message', 'publish': 'publish'}
+
+
+def breakdown(before: dict[str, str], after: dict[str, str], row: dict) -> dict | None:
+    """Where the mean end-to-end time goes, from inference_node's diagnostics (cumulative
+    means and counts, taken at the start and end of the window) and the probe's means.
+
+    waiting = camera stamp to the worker taking the frame: publish, transport, the newest-
+    frame wait; inference_node stages; to_probe = result published to the probe receiving it;
+    smoothing = raw result received to smoothed result received by the probe.
+    """
+    try:
+        n0 = int(before.get('frames processed', 0))
+        n1 = int(after['frames processed'])
+
+        def window_mean(key: str) -> float:
+            m0 = float(before.get(key, 0.0)) if n0 else 0.0
+            return (float(after[key]) * n1 - m0 * n0) / (n1 - n0)
+        stages = {short: window_mean(f'mean {long} time (ms)') for long, short in
+                  STAGE_KEYS.items()}
+        at_publish = window_mean('mean end-to-end latency (ms)')
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None  # no diagnostics in the window (e.g. a very short run)
+    raw, smoothed = row['raw_latency_ms']['mean'], row['latency_ms']['mean']
+    out = {'waiting': at_publish - sum(stages.values()), **stages}
+    if raw is not None and smoothed is not None:
+        out.update(to_probe=raw - at_publish, smoothing=smoothed - raw, total=smoothed)
+    return {k: round(v, 2) for k, v in out.items()}
 
 
 def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, frames: int,
