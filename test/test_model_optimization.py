@@ -5,6 +5,7 @@ Calibration uses few frames here (speed); the full run and its figures are in mo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -42,7 +43,7 @@ def nanodet_report(tmp_path_factory: pytest.TempPathFactory) -> mo.OptimizationR
     # then sees its calibration images; acceptable for a smoke test, never for the real run).
     source = None if mo_video_available() else str(DATA / 'vtest_*.jpg')
     return mo.optimize(MODELS / 'nanodet_m_416.yaml', out, calibration=source, frames=12,
-                       runs=3, log=lambda _: None)
+                       runs=3, agreement_count=4, log=lambda _: None)
 
 
 def mo_video_available() -> bool:
@@ -76,6 +77,9 @@ def test_nanodet_int8_is_quantised_carded_and_close(nanodet_report: mo.Optimizat
         total += len(ref)
         matched += sum(any(iou(r.box, q.box) >= 0.5 for q in quant) for r in ref)
     assert matched >= total - 2, (matched, total)
+    # The fp32 agreement check (no frames when the stills stood in for the video).
+    assert int8.accuracy['agreement']['frames'] == (4 if mo_video_available() else 0)
+    assert 'agreement' in load_model_card(int8.card_path).provenance['optimization']['measured']
     assert nanodet_report.goal['variant'] == 'int8'
     assert 'calibration' in nanodet_report.to_dict()
 
@@ -169,3 +173,49 @@ def test_fold_neg_inf_pad_into_maxpool_is_exact() -> None:
     model = _pad_maxpool(0.0)
     assert mo.fold_neg_inf_pad_into_maxpool(model) == []
     assert [n.op_type for n in model.graph.node] == ['Pad', 'MaxPool']
+
+
+def test_agreement_with_fp32_on_unused_frames() -> None:
+    if not mo_video_available():
+        pytest.skip('vtest.avi not available here')
+    from ros_onnx_vision.demo_inputs import pedestrian_video
+    from ros_onnx_vision.detection_evaluation import match
+    int8_card = load_model_card(MODELS / 'nanodet_m_416_int8.yaml')
+    calib_ids = int8_card.provenance['optimization']['calibration']['frames']
+    held = mo.agreement_frames(pedestrian_video(log=lambda _: None), calib_ids, 4)
+    assert len(held.frame_ids) == len(held.frames) == 4
+    used = {int(str(i).removeprefix('zoom:')) for i in calib_ids}
+    for i in held.frame_ids:
+        assert all(abs(i - u) > mo.CALIBRATION_MARGIN for u in used)
+        assert all(abs(i - f) > mo.LABELLED_MARGIN for f in mo.LABELLED_VTEST_FRAMES)
+    fp32 = mo.VariantResult('fp32', load_model_card(MODELS / 'nanodet_m_416.yaml').model_path, '')
+    variants = [fp32, mo.VariantResult('self', fp32.path, ''),
+                mo.VariantResult('int8', int8_card.model_path, '')]
+    mo.measure_detection_agreement(int8_card, variants, held, threads=2)
+    same, int8 = variants[1].accuracy['agreement'], variants[2].accuracy['agreement']
+    assert same['fp32_boxes'] > 0 and same['recall'] == same['precision'] == 1.0
+    assert same['mean_iou'] == pytest.approx(1.0)
+    assert 0 <= int8['recall'] <= 1 and 0 <= int8['precision'] <= 1
+    assert 0.5 <= int8['mean_iou'] <= 1 and int8['fp32_boxes'] == same['fp32_boxes']
+    assert set(variants[2].accuracy['close_ups']) == set(mo.CLOSE_UPS)
+    # The pairs are detection_evaluation.match's: as many as its true positives.
+    dets = [(0.9, (0, 0, 10, 10)), (0.8, (1, 0, 11, 10)), (0.7, (50, 50, 60, 60))]
+    refs = [(0, 0, 10, 10), (0, 0, 10, 10), (100, 100, 110, 110)]
+    ious = mo.paired_ious(dets, refs)
+    assert len(ious) == match(dets, [{'box': r, 'difficult': False} for r in refs]).tp == 2
+    assert ious[0] == 1.0
+
+
+def test_evaluate_only_reports_agreement(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    if not mo_video_available():
+        pytest.skip('vtest.avi not available here')
+    report = tmp_path / 'report.json'
+    assert mo.main(['--card', str(MODELS / 'nanodet_m_416.yaml'), '--evaluate-only',
+                    str(MODELS / 'nanodet_m_416_int8.yaml'), '--runs', '0',
+                    '--agreement-frames', '2', '--json', str(report)]) == 0
+    assert 'agreement with fp32' in capsys.readouterr().out
+    int8 = json.loads(report.read_text())['variants'][1]
+    assert int8['agreement']['frames'] == 2 and 'messi5.jpg' in int8['close_ups']
+    with pytest.raises(mo.OptimizationError, match='derived from a model'):
+        mo.evaluate_variant(MODELS / 'mnist_digits_cnn.yaml', MODELS / 'nanodet_m_416_int8.yaml')
