@@ -36,7 +36,8 @@ from ros_onnx_vision.graph import pipeline, TASKS
 from ros_onnx_vision.graph_runner import GraphProcesses
 from ros_onnx_vision.image_conversion import image_to_numpy
 from ros_onnx_vision.messages import results_as_dicts
-from ros_onnx_vision.ros_environment import apply_fastdds_profile, node_environment
+from ros_onnx_vision.ros_environment import (apply_fastdds_profile, keep_image_buffers,
+                                             node_environment)
 
 
 @dataclass
@@ -166,6 +167,7 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
 def run_demo(task: str, output: Path, max_seconds: float, given: str | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     apply_fastdds_profile()
+    keep_image_buffers()  # the recorder receives every frame
     demo = prepare_input(task, output, given)
     print(f'[demo] {task}: {demo.description} -> {output}/', flush=True)
     domain = int(os.environ.get('ROS_DOMAIN_ID', 0)) or 1 + os.getpid() % 100

@@ -22,7 +22,7 @@ from std_msgs.msg import Header
 
 from ros_onnx_vision.diagnostics import qos_mismatch_message, QosMismatch, Status
 from ros_onnx_vision.parameters import ParameterSpec
-from ros_onnx_vision.ros_environment import apply_fastdds_profile
+from ros_onnx_vision.ros_environment import apply_fastdds_profile, keep_image_buffers
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -152,6 +152,7 @@ def run_node(factory: Callable[[], Node], name: str, *, args: list[str] | None =
     logged as one clear line and the process exits with status 1, without a traceback.
     """
     apply_fastdds_profile()
+    keep_image_buffers()  # before any frame is received: halves image latency (see there)
     rclpy.init(args=args)
     node = None
     status = 0

@@ -2,10 +2,15 @@
 """Cross-process image transport latency: Fast DDS defaults vs the shipped profile, one run.
 
     .venv/bin/python tools/bench_transport.py [--seconds 4] [--rate 30] [--json out.json]
+        [--no-keep-buffers] [--compare-buffers]
 
 For each frame size, reliability and profile, a publisher process sends bgr8 frames (built with
 ros_onnx_vision.image_conversion) stamped just before publishing, and a subscriber process
-records receive time - stamp (same host clock). Prints a table and optionally writes JSON.
+(spinning a SingleThreadedExecutor like run_node) records receive time - stamp (same host clock).
+Both call ros_environment.keep_image_buffers() first, as image nodes should (without it the
+subscriber page-faults three fresh frame buffers per message: about 2x the latency at 640x480);
+--no-keep-buffers leaves glibc's defaults, --compare-buffers runs both for each case.
+Prints a table and optionally writes JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +34,15 @@ def _qos(reliability: str):
     return qos(reliability, 1)
 
 
-def publisher(size: str, reliability: str, seconds: float, rate: float) -> None:
+def _keep_buffers(keep: bool) -> None:
+    if keep:
+        from ros_onnx_vision.ros_environment import keep_image_buffers
+        keep_image_buffers()
+
+
+def publisher(size: str, reliability: str, seconds: float, rate: float,
+              keep_buffers: bool = True) -> None:
+    _keep_buffers(keep_buffers)
     import numpy as np
     import rclpy
     from sensor_msgs.msg import Image
@@ -60,7 +73,8 @@ def publisher(size: str, reliability: str, seconds: float, rate: float) -> None:
     rclpy.try_shutdown()
 
 
-def subscriber(reliability: str, seconds: float) -> None:
+def subscriber(reliability: str, seconds: float, keep_buffers: bool = True) -> None:
+    _keep_buffers(keep_buffers)
     import rclpy
     from sensor_msgs.msg import Image
 
@@ -75,11 +89,13 @@ def subscriber(reliability: str, seconds: float) -> None:
         latencies.append(time.time() - stamp_to_seconds(msg.header.stamp))
 
     node.create_subscription(Image, 'bench_image', on_image, _qos(reliability))
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    executor = SingleThreadedExecutor()  # as run_node spins the nodes
+    executor.add_node(node)
     end = time.monotonic() + seconds + 30  # stopped by SIGINT from the benchmark long before
     try:
         while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     print(json.dumps({'latencies': latencies}), flush=True)
@@ -88,14 +104,14 @@ def subscriber(reliability: str, seconds: float) -> None:
 
 
 def measure(size: str, reliability: str, profile: bool, seconds: float, rate: float,
-            domain: int) -> dict:
+            domain: int, keep_buffers: bool = True) -> dict:
     from ros_onnx_vision.ros_environment import (LEGACY_PROFILE_VARIABLE, node_environment,
                                                  PROFILE_VARIABLE)
     env = node_environment(domain, localhost_only=os.environ.get('BENCH_LOCALHOST', '1') == '1')
     if not profile:
         env.pop(PROFILE_VARIABLE, None)
         env.pop(LEGACY_PROFILE_VARIABLE, None)
-    script = [sys.executable, __file__]
+    script = [sys.executable, __file__] + ([] if keep_buffers else ['--no-keep-buffers'])
     sub = subprocess.Popen(script + ['--role', 'sub', '--reliability', reliability,
                                      '--seconds', str(seconds)],
                            env=env, stdout=subprocess.PIPE, text=True)
@@ -113,8 +129,10 @@ def measure(size: str, reliability: str, profile: bool, seconds: float, rate: fl
     return {'size': size, 'reliability': reliability,
             'profile': 'shipped' if profile else 'defaults', 'sent': sent,
             'received': len(ms), 'received_pct': round(100 * len(ms) / max(sent, 1), 1),
-            'p50_ms': pct(0.5), 'p90_ms': pct(0.9), 'max_ms': round(ms[-1], 2) if ms else None,
-            'mean_ms': round(statistics.fmean(ms), 2) if ms else None}
+            'p50_ms': pct(0.5), 'p90_ms': pct(0.9), 'p99_ms': pct(0.99),
+            'max_ms': round(ms[-1], 2) if ms else None,
+            'mean_ms': round(statistics.fmean(ms), 2) if ms else None,
+            'keep_buffers': keep_buffers}
 
 
 def main() -> int:
@@ -127,25 +145,34 @@ def main() -> int:
     parser.add_argument('--seconds', type=float, default=4.0)
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--json', type=Path, help='write the results here')
+    parser.add_argument('--no-keep-buffers', action='store_true',
+                        help="glibc's default malloc thresholds (no keep_image_buffers())")
+    parser.add_argument('--compare-buffers', action='store_true',
+                        help='run each case with and without keep_image_buffers(), interleaved')
     args = parser.parse_args()
+    keep = not args.no_keep_buffers
     if args.role == 'pub':
-        publisher(args.size, args.reliability, args.seconds, args.rate)
+        publisher(args.size, args.reliability, args.seconds, args.rate, keep)
         return 0
     if args.role == 'sub':
-        subscriber(args.reliability, args.seconds)
+        subscriber(args.reliability, args.seconds, keep)
         return 0
+    variants = (True, False) if args.compare_buffers else (keep,)
     results = []
     domain = 90 + os.getpid() % 10
-    print(f'{"frame":>10} {"reliability":>12} {"profile":>9} {"recv":>7} {"p50 ms":>8} '
-          f'{"p90 ms":>8} {"max ms":>8}')
+    print(f'{"frame":>10} {"reliability":>12} {"profile":>9} {"buffers":>8} {"recv":>7} '
+          f'{"p50 ms":>8} {"p90 ms":>8} {"max ms":>8}')
     for size in args.sizes.split(','):
         for reliability in args.reliabilities.split(','):
             for profile in (False, True):
-                r = measure(size, reliability, profile, args.seconds, args.rate, domain)
-                results.append(r)
-                print(f'{size:>10} {reliability:>12} {r["profile"]:>9} '
-                      f'{r["received_pct"]:>6}% {r["p50_ms"]!s:>8} {r["p90_ms"]!s:>8} '
-                      f'{r["max_ms"]!s:>8}', flush=True)
+                for keep_buffers in variants:
+                    r = measure(size, reliability, profile, args.seconds, args.rate, domain,
+                                keep_buffers)
+                    results.append(r)
+                    print(f'{size:>10} {reliability:>12} {r["profile"]:>9} '
+                          f'{"kept" if keep_buffers else "default":>8} '
+                          f'{r["received_pct"]:>6}% {r["p50_ms"]!s:>8} {r["p90_ms"]!s:>8} '
+                          f'{r["max_ms"]!s:>8}', flush=True)
     if args.json:
         args.json.write_text(json.dumps({'rate_hz': args.rate, 'seconds': args.seconds,
                                          'results': results}, indent=2))
