@@ -67,6 +67,7 @@ def task_video(task: str, workdir: Path) -> Path:
                   flush=True)
             video = demo_inputs.stills_video(workdir / 'stills.avi')
         return video
+    workdir.mkdir(parents=True, exist_ok=True)
     video = workdir / 'digits.avi'
     if not video.exists():
         demo_inputs.digits_video(video)
@@ -288,13 +289,16 @@ def summarise(task: str, rate: float, probe: Probe, wall: float, cpu: dict[str, 
     latencies = [(received - stamp) * 1e3 for stamp, received in probe.smoothed
                  if stamp >= t0 - 1.0]
     raw_latencies = [(received - stamp) * 1e3 for stamp, received in probe.raw]
-    counts = [count for _, count in probe.frame_counts]
-    published = (max(counts) - min(counts) + 1) if counts else 0
-    # Results whose frame was published in the window: the camera's own count over the same
-    # span tells how many frames the newest-frame policy skipped.
+    # The camera's rate from its own frame counter (best effort: a lost count message does not
+    # matter, only the first and last received), and the frames it published in the window.
+    counts = sorted(probe.frame_counts)
+    camera_hz = 0.0
+    if len(counts) > 1 and counts[-1][0] > counts[0][0]:
+        camera_hz = (counts[-1][1] - counts[0][1]) / (counts[-1][0] - counts[0][0])
+    published = round(camera_hz * wall)
     processed = len(probe.raw)
     return {'task': task, 'camera_hz': rate, 'seconds': round(wall, 2),
-            'camera_frames': published, 'camera_rate_hz': round(published / wall, 2),
+            'camera_frames': published, 'camera_rate_hz': round(camera_hz, 2),
             'processed': processed, 'processed_rate_hz': round(processed / wall, 2),
             'smoothed': len(latencies),
             'dropped': max(0, published - processed),
