@@ -87,6 +87,17 @@ def test_targets_follow_the_issue_rules():
     assert ('end-to-end p50 vs baseline', 'human_detection, camera 60 Hz') not in targets
 
 
+def test_rows_are_compared_with_the_reference_measured_around_them():
+    results = synthetic_results()
+    row = results['pipeline']['tasks']['human_detection']['pipeline'][0]  # 10 Hz, p50 38 ms
+    # The machine was slower around this window: baseline 36 ms/frame -> limit 41 ms.
+    row['reference'] = {'run_ms': 34.0, 'engine_ms': 36.0, 'baseline_ms': 36.0,
+                        'run_rate_hz': 29.4, 'engine_rate_hz': 27.8}
+    [target] = [t for t in evaluate_targets(results) if t.where.endswith('10 Hz')]
+    assert target.met and target.limit.endswith('= 41.0 ms')
+    assert target.ratio == pytest.approx(38.0 / 41.0, abs=0.01)
+
+
 def test_missing_results_are_a_missed_target():
     results = synthetic_results()
     row = results['pipeline']['tasks']['human_detection']['pipeline'][0]
@@ -132,6 +143,10 @@ def test_pipeline_benchmark_measures_a_real_graph(ros_domain, tmp_path):
     assert 0 < alone['run_ms']['mean'] <= alone['engine_ms']['mean']
     assert base['mean_ms']['total'] >= base['mean_ms']['infer'] > 0
     [row] = data['pipeline']
+    ref = row['reference']  # measured before and after the window, camera stopped
+    assert 0 < ref['before']['run_ms'] <= ref['before']['engine_ms']
+    assert ref['baseline_ms'] == pytest.approx(
+        (ref['before']['baseline_ms'] + ref['after']['baseline_ms']) / 2, abs=0.01)
     assert row['camera_rate_hz'] == pytest.approx(20.0, rel=0.25)
     assert row['processed'] > 0 and row['smoothed'] > 0
     assert row['processed'] <= row['camera_frames'] * 1.1 + 2

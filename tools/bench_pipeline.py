@@ -88,71 +88,94 @@ def read_frames(video: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def model_alone(card: str, video: Path, frames: int, threads: int) -> dict:
-    """Session run alone, and the engine's whole per-frame work, back to back in this process."""
-    from ros_onnx_vision.onnx_engine import InferenceEngine
-    from ros_onnx_vision.preprocessing import preprocess
-    engine = InferenceEngine.from_card_file(ROOT / 'models' / card, intra_op_threads=threads)
-    images = read_frames(video, 200)[::4]
-    tensors = []
-    for image in images:  # the tensors the engine would feed, made once, outside the timing
-        if engine.card.digit is not None:
-            from ros_onnx_vision.digit_preprocessing import extract_digit
-            digit = extract_digit(image, engine.card.digit, 'BGR').image
-            if digit is None:
-                continue
-            tensors.append(preprocess(digit, engine.card.input, 'GRAY')[0].copy())
-        else:
-            tensors.append(preprocess(image, engine.card.input, 'BGR')[0].copy())
-    name = engine.card.input.name
-    run_ms, infer_ms = [], []
-    for i in range(frames + 5):
-        t0 = time.perf_counter()
-        engine.session.run(engine.output_names, {name: tensors[i % len(tensors)]})
-        t1 = time.perf_counter()
-        engine.infer(images[i % len(images)])
-        t2 = time.perf_counter()
-        if i >= 5:
-            run_ms.append((t1 - t0) * 1e3)
-            infer_ms.append((t2 - t1) * 1e3)
-    run, infer = statistics.fmean(run_ms), statistics.fmean(infer_ms)
-    return {'card': card, 'frames': frames, 'run_ms': percentiles(run_ms),
-            'engine_ms': percentiles(infer_ms), 'run_rate_hz': round(1e3 / run, 2),
-            'engine_rate_hz': round(1e3 / infer, 2)}
+class Reference:
+    """The model alone and the single-process baseline, measurable again and again.
 
-
-def baseline(card: str, video: Path, frames: int, threads: int) -> dict:
-    """The single-process loop: OpenCV reads a frame, ONNX Runtime runs, the result is drawn.
-
-    It uses the same engine (pre-processing, session, decoding) as inference_node, so the
-    difference to the pipeline is what ROS, DDS and the process split cost.
+    One engine, the task's frames and their pre-made tensors are kept, so a short measurement
+    can be taken between pipeline windows (the camera stopped, the downstream nodes idle):
+    each pipeline row is then compared with references taken just before and after it, which
+    keeps the ratios honest on a machine whose speed drifts.
     """
-    from ros_onnx_vision.annotation import draw_result
-    from ros_onnx_vision.onnx_engine import InferenceEngine
-    engine = InferenceEngine.from_card_file(ROOT / 'models' / card, intra_op_threads=threads)
-    capture = cv2.VideoCapture(str(video))
-    stages: dict[str, list[float]] = {'read': [], 'infer': [], 'draw': [], 'total': []}
-    for i in range(frames + 5):
-        t0 = time.perf_counter()
-        ok, frame = capture.read()
-        if not ok:  # loop the video like camera_node does
-            capture.release()
-            capture = cv2.VideoCapture(str(video))
-            ok, frame = capture.read()
-        t1 = time.perf_counter()
-        result = engine.infer(frame)
-        t2 = time.perf_counter()
-        draw_result(frame, result, in_place=True)
-        t3 = time.perf_counter()
-        if i >= 5:
-            for key, value in (('read', t1 - t0), ('infer', t2 - t1), ('draw', t3 - t2),
-                               ('total', t3 - t0)):
-                stages[key].append(value * 1e3)
-    capture.release()
-    return {'card': card, 'frames': frames,
-            'mean_ms': {k: round(statistics.fmean(v), 2) for k, v in stages.items()},
-            'total_ms': percentiles(stages['total']),
-            'rate_hz': round(1e3 / statistics.fmean(stages['total']), 2)}
+
+    def __init__(self, card: str, video: Path, threads: int) -> None:
+        from ros_onnx_vision.onnx_engine import InferenceEngine
+        from ros_onnx_vision.preprocessing import preprocess
+        self.card, self.video = card, video
+        self.engine = InferenceEngine.from_card_file(ROOT / 'models' / card,
+                                                     intra_op_threads=threads)
+        self.images = read_frames(video, 200)[::4]
+        self.tensors = []
+        for image in self.images:  # what the engine would feed, made once, outside the timing
+            if self.engine.card.digit is not None:
+                from ros_onnx_vision.digit_preprocessing import extract_digit
+                digit = extract_digit(image, self.engine.card.digit, 'BGR').image
+                if digit is not None:
+                    # copy: the pre-processing reuses its output buffer
+                    self.tensors.append(preprocess(digit, self.engine.card.input,
+                                                   'GRAY')[0].copy())
+            else:
+                self.tensors.append(preprocess(image, self.engine.card.input, 'BGR')[0].copy())
+        self.capture = cv2.VideoCapture(str(video))
+
+    def model_alone(self, frames: int) -> dict:
+        """Session run alone, and the engine's whole per-frame work, back to back."""
+        engine, name = self.engine, self.engine.card.input.name
+        run_ms, infer_ms = [], []
+        for i in range(frames + 3):
+            t0 = time.perf_counter()
+            engine.session.run(engine.output_names, {name: self.tensors[i % len(self.tensors)]})
+            t1 = time.perf_counter()
+            engine.infer(self.images[i % len(self.images)])
+            t2 = time.perf_counter()
+            if i >= 3:  # warm-up
+                run_ms.append((t1 - t0) * 1e3)
+                infer_ms.append((t2 - t1) * 1e3)
+        run, infer = statistics.fmean(run_ms), statistics.fmean(infer_ms)
+        return {'card': self.card, 'frames': frames, 'run_ms': percentiles(run_ms),
+                'engine_ms': percentiles(infer_ms), 'run_rate_hz': round(1e3 / run, 2),
+                'engine_rate_hz': round(1e3 / infer, 2)}
+
+    def baseline(self, frames: int) -> dict:
+        """The single-process loop: OpenCV reads a frame, ONNX Runtime runs, the result is
+        drawn. The same engine (pre-processing, session, decoding) as inference_node, so the
+        difference to the pipeline is what ROS, DDS and the process split cost."""
+        from ros_onnx_vision.annotation import draw_result
+        stages: dict[str, list[float]] = {'read': [], 'infer': [], 'draw': [], 'total': []}
+        for i in range(frames + 3):
+            t0 = time.perf_counter()
+            ok, frame = self.capture.read()
+            if not ok:  # loop the video like camera_node does
+                self.capture.release()
+                self.capture = cv2.VideoCapture(str(self.video))
+                ok, frame = self.capture.read()
+            t1 = time.perf_counter()
+            result = self.engine.infer(frame)
+            t2 = time.perf_counter()
+            draw_result(frame, result, in_place=True)
+            t3 = time.perf_counter()
+            if i >= 3:
+                for key, value in (('read', t1 - t0), ('infer', t2 - t1), ('draw', t3 - t2),
+                                   ('total', t3 - t0)):
+                    stages[key].append(value * 1e3)
+        return {'card': self.card, 'frames': frames,
+                'mean_ms': {k: round(statistics.fmean(v), 2) for k, v in stages.items()},
+                'total_ms': percentiles(stages['total']),
+                'rate_hz': round(1e3 / statistics.fmean(stages['total']), 2)}
+
+    def snapshot(self, frames: int) -> dict:
+        """A short measurement of both, for the rows around it."""
+        alone, base = self.model_alone(frames), self.baseline(frames)
+        return {'run_ms': alone['run_ms']['mean'], 'engine_ms': alone['engine_ms']['mean'],
+                'baseline_ms': base['mean_ms']['total']}
+
+
+def _around(before: dict, after: dict) -> dict:
+    """The mean of the reference snapshots taken before and after a pipeline window."""
+    out = {key: round((before[key] + after[key]) / 2, 2) for key in before}
+    out.update(run_rate_hz=round(1e3 / out['run_ms'], 2),
+               engine_rate_hz=round(1e3 / out['engine_ms'], 2),
+               before=before, after=after)
+    return out
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -229,8 +252,8 @@ class Probe:
 
 
 def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, warmup: float,
-                 domain: int, log_dir: Path,
-                 inference_parameters: dict | None = None) -> list[dict]:
+                 domain: int, log_dir: Path, inference_parameters: dict | None = None,
+                 reference: Reference | None = None, reference_frames: int = 20) -> list[dict]:
     """The three nodes at each camera rate; downstream nodes stay up, the camera restarts."""
     from ros_onnx_vision.graph_runner import GraphProcesses
     from ros_onnx_vision.ros_environment import node_environment
@@ -249,6 +272,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                 raise RuntimeError(f'{task}: downstream nodes did not come up '
                                    f'(exited: {downstream.exited()}; logs in {log_dir})')
             probe.spin(0.2)
+        before = reference.snapshot(reference_frames) if reference else None
         for rate in rates:
             parameters = {'camera_node': {'source': str(video), 'fps': float(rate),
                                           'loop': True}}
@@ -276,8 +300,12 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                    for name in pids if cpu0[name] is not None and cpu1[name] is not None}
             row = summarise(task, rate, probe, wall, cpu, t0)
             row['breakdown_ms'] = breakdown(status0, status1, row)
-            results.append(row)
             probe.spin(1.5)  # smoothing releases on its timeout before the next rate
+            if reference is not None and before is not None:
+                after = reference.snapshot(reference_frames)  # camera stopped: nodes idle
+                row['reference'] = _around(before, after)
+                before = after
+            results.append(row)
     finally:
         downstream.stop()
         probe.close()
@@ -348,18 +376,21 @@ def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, fra
         card = CARD_OF_TASK[task]
         video = task_video(task, workdir)
         log(f'[bench] {task}: model alone and baseline ({card}, {video.name})')
-        alone = model_alone(card, video, frames, threads)
-        base = baseline(card, video, frames, threads)
+        reference = Reference(card, video, threads)
+        alone, base = reference.model_alone(frames), reference.baseline(frames)
         log(f'[bench]   session run {alone["run_ms"]["mean"]} ms ({alone["run_rate_hz"]} Hz), '
             f'baseline per frame {base["mean_ms"]["total"]} ms')
         runs = pipeline_run(task, video, rates, seconds, warmup, domain,
                             workdir / 'logs' / task,
-                            {'intra_op_threads': threads, **(inference_parameters or {})})
+                            {'intra_op_threads': threads, **(inference_parameters or {})},
+                            reference=reference, reference_frames=max(5, frames // 3))
         for r in runs:
             lat = r['latency_ms']
+            ref = r.get('reference', {})
             log(f'[bench]   camera {r["camera_hz"]:g} Hz: processed {r["processed_rate_hz"]} Hz,'
                 f' dropped {r["dropped_pct"]}%, latency p50 {lat["p50"]} p90 {lat["p90"]} '
-                f'p99 {lat["p99"]} ms, CPU {r["cpu_pct"]}')
+                f'p99 {lat["p99"]} ms, CPU {r["cpu_pct"]}; around it: session run '
+                f'{ref.get("run_ms")} ms, baseline {ref.get("baseline_ms")} ms/frame')
         out['tasks'][task] = {'card': card, 'video': video.name, 'model_alone': alone,
                               'baseline': base, 'pipeline': runs}
     return out
