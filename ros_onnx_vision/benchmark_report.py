@@ -217,7 +217,8 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
             ax.bar(range(len(configs)), values, bottom=bottom, label=node)
             bottom = [a + b for a, b in zip(bottom, values)]
         ax.set_xticks(range(len(configs)),
-                      [f'{t.split("_")[0]}\n{r["camera_hz"]:g} Hz' for t, r in configs],
+                      [f'{t.split("_")[0]}{" 1 thr" if "threads 1" in t else ""}\n'
+                       f'{r["camera_hz"]:g} Hz' for t, r in configs],
                       fontsize=8)
         ax.axhline(100 * results.get('machine', {}).get('cpus', 2), color='grey', lw=0.8,
                    ls=':', label='all cores')
@@ -296,7 +297,9 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
                   'engine runs, and the result is drawn.', '']
         for task, data in tasks.items():
             alone, base = data['model_alone'], data['baseline']
+            threads = data.get('intra_op_threads', 0)
             lines += [f'### {task.replace("_", " ")}: {data["card"]} on {data["video"]}', '',
+                      f'- ONNX Runtime intra-op threads: {threads or "automatic (one per core)"}',
                       f'- model alone: session run {alone["run_ms"]["mean"]:.2f} ms mean '
                       f'({alone["run_rate_hz"]:.1f} Hz), engine per frame (pre + run + decode) '
                       f'{alone["engine_ms"]["mean"]:.2f} ms ({alone["engine_rate_hz"]:.1f} Hz)',

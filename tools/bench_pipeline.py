@@ -368,8 +368,10 @@ def breakdown(before: dict[str, str], after: dict[str, str], row: dict) -> dict 
 
 def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, frames: int,
         threads: int, workdir: Path, log: Callable[[str], None] = print,
-        inference_parameters: dict | None = None, domain: int | None = None) -> dict:
-    """Everything above for every task; returns the JSON-ready results."""
+        inference_parameters: dict | None = None, domain: int | None = None,
+        label: str = '') -> dict:
+    """Everything above for every task; returns the JSON-ready results, keyed by task (or
+    `label`, for a single task run in a second configuration)."""
     out: dict = {'tasks': {}}
     domain = 150 + os.getpid() % 50 if domain is None else domain
     for task in tasks:
@@ -391,8 +393,9 @@ def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, fra
                 f' dropped {r["dropped_pct"]}%, latency p50 {lat["p50"]} p90 {lat["p90"]} '
                 f'p99 {lat["p99"]} ms, CPU {r["cpu_pct"]}; around it: session run '
                 f'{ref.get("run_ms")} ms, baseline {ref.get("baseline_ms")} ms/frame')
-        out['tasks'][task] = {'card': card, 'video': video.name, 'model_alone': alone,
-                              'baseline': base, 'pipeline': runs}
+        out['tasks'][label or task] = {'card': card, 'intra_op_threads': threads,
+                                       'video': video.name, 'model_alone': alone,
+                                       'baseline': base, 'pipeline': runs}
     return out
 
 
