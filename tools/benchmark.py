@@ -153,7 +153,7 @@ def main() -> int:
     results['transport'] = transport(seconds, 30.0, ['640x480', '1280x720', '1920x1080'])
     results['inference'] = inference(15 if args.quick else 100, args.threads)
     results['accuracy'] = accuracy()
-    workdir = args.output / 'work'
+    workdir = ROOT / 'output' / 'benchmark_work'  # inputs made here and node logs (ignored)
     workdir.mkdir(parents=True, exist_ok=True)
     timing = {'seconds': 4.0 if args.quick else 15.0, 'warmup': 2.0 if args.quick else 3.0,
               'frames': 15 if args.quick else 60, 'workdir': workdir,
