@@ -5,7 +5,9 @@
 - ``machine``: what it ran on;
 - ``transport``: rows of `tools/bench_transport.measure` (size, reliability, profile, p50_ms...);
 - ``inference``: rows of `tools/bench_inference.bench` (card, mean_ms per stage, other_over_run);
-- ``pipeline``: `tools/bench_pipeline.run` (per task: model_alone, baseline, pipeline rows).
+- ``accuracy``: person recall/precision of each detector card on the labelled images;
+- ``pipeline``: `tools/bench_pipeline.run` (per task: model_alone, baseline, pipeline rows,
+  each row with the `reference` figures measured around its window).
 
 Targets (issue 7) are computed from those figures only, so a report can be re-rendered from its
 JSON (`python tools/benchmark.py --render results.json`).

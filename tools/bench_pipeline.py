@@ -12,7 +12,14 @@ For each task:
 - **pipeline**: camera_node plays the same video at each camera rate, inference_node and
   smoothing_node run as in the launch files, and a probe node in this process records, for
   every smoothed result, receive time - camera stamp (same host clock). Also the processed
-  rate, the camera frames the newest-frame policy skipped, and CPU per node from /proc.
+  rate, the camera frames the newest-frame policy skipped, CPU per node from /proc, and where
+  the mean time goes (inference_node's stage means from /diagnostics over the same window).
+
+The model alone and the baseline are measured again just before and after each pipeline window
+(camera stopped, nodes idle) and stored with the row as its `reference`: this machine's speed
+drifts by 20% and more within minutes. The reference baseline reads frames paced at the row's
+camera rate when the model keeps up with it, as the original exercise read a webcam.
+`--set NAME:=VALUE` passes inference_node parameters, e.g. `--set intra_op_spinning:=true`.
 
 Input: vtest.avi (the demo's pedestrian video; the four vtest stills where it cannot be
 fetched) for human detection, the demo's digits-on-paper video for digits.
