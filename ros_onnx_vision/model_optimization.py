@@ -907,11 +907,7 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
 
     log(f'timing {len(results)} models, {runs} interleaved runs each, {threads} threads')
     benchmark(results, card.input.name, timing_tensors, runs, threads)
-    for result in results:
-        if card.task == 'detection':
-            result.accuracy = evaluate_detection(card, result.path, threads)
-        else:
-            result.accuracy = evaluate_digits(card, result.path, threads, digits)
+    evaluate_accuracy(card, results, threads, digits)
     if card.task == 'detection':
         held = agreement_frames(calib.video, calib.frame_ids, agreement_count)
         log(f'agreement with fp32: {held.source}')
@@ -1007,11 +1003,7 @@ def evaluate_variant(card_path: str | Path, variant_card_path: str | Path, *,
     if runs > 0 and timing_tensors:
         log(f'timing 2 models, {runs} interleaved runs each, {threads} threads')
         benchmark(results, card.input.name, timing_tensors, runs, threads)
-    for result in results:
-        if card.task == 'detection':
-            result.accuracy = evaluate_detection(card, result.path, threads)
-        else:
-            result.accuracy = evaluate_digits(card, result.path, threads, digits)
+    evaluate_accuracy(card, results, threads, digits)
     if card.task == 'detection':
         held = (agreement_frames(video, calib_info['frames'], agreement_count)
                 if 'frames' in calib_info else HeldOutFrames(
@@ -1047,17 +1039,19 @@ def update_measured(card_path: Path, figures: Mapping[str, Any],
     return load_model_card(card_path)
 
 
+def evaluate_accuracy(card: ModelCard, results: Sequence[VariantResult], threads: int,
+                      digits: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Set each variant's accuracy: labelled persons (detection) or held-out digits."""
+    for result in results:
+        if card.task == 'detection':
+            result.accuracy = evaluate_detection(card, result.path, threads)
+        else:
+            result.accuracy = evaluate_digits(card, result.path, threads, digits)
+
+
 def _machine() -> str:
-    import platform
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f'{cpu}, {os.cpu_count()} CPUs'
+    from ros_onnx_vision.benchmark_report import cpu_model
+    return f'{cpu_model()}, {os.cpu_count()} CPUs'
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,18 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tools'))
 
-from ros_onnx_vision.benchmark_report import write_report  # noqa: E402
+from ros_onnx_vision.benchmark_report import cpu_model, write_report  # noqa: E402
 
 
 def machine(command: str) -> dict:
     """What the figures were measured on."""
     import onnxruntime
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
         memory_kib = int(Path('/proc/meminfo').read_text().split()[1])
     except OSError:
         memory_kib = 0
