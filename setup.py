@@ -35,9 +35,9 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'camera_node = ros_onnx_vision.camera_node:main',
-            'inference_node = ros_onnx_vision.inference_node:main',
-            'smoothing_node = ros_onnx_vision.smoothing_node:main',
+            'camera_node = ros_onnx_vision.ros.camera_node:main',
+            'inference_node = ros_onnx_vision.ros.inference_node:main',
+            'smoothing_node = ros_onnx_vision.ros.smoothing_node:main',
         ],
     },
 )

@@ -3,10 +3,10 @@
     ros2 launch ros_onnx_vision human_detection.launch.py [source:=...] [image_topic:=...]
         [use_sim_time:=true] [namespace:=...] [model:=...] [params_file:=...] [rviz:=true]
 
-The graph comes from ros_onnx_vision.graph, shared with the demo and the tests.
+The graph comes from ros_onnx_vision.ros.graph, shared with the demo and the tests.
 """
 
-from ros_onnx_vision.launch_description import generate_pipeline_launch_description
+from ros_onnx_vision.ros.launch_description import generate_pipeline_launch_description
 
 
 def generate_launch_description():

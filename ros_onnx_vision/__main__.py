@@ -1,20 +1,24 @@
-"""Command line without ROS: `python -m ros_onnx_vision infer --model CARD FILES...`."""
+"""Command line without ROS: `python -m ros_onnx_vision infer --model CARD FILES...`.
+
+`infer` is the package's only runtime command. The demo, the benchmark and the model optimiser
+are development tools that need a source checkout; they live in tools/ and are named here so a
+user who tries the old spelling is told where they went.
+"""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = '''usage: python -m ros_onnx_vision COMMAND ...
+USAGE = '''usage: python -m ros_onnx_vision infer ...
 
 commands:
-  demo    the main job: the three nodes on an embedded video, with progress; writes an
-          annotated video, JSON lines and a summary figure (python -m ros_onnx_vision demo -h)
   infer   run a model card on images or videos, print one JSON object per frame
           (python -m ros_onnx_vision infer --help)
-  optimize  write the onnxruntime offline-optimised graph and a static int8 variant of a
-          model card, compare speed and accuracy, write new cards
-          (python -m ros_onnx_vision optimize --help)
+
+From a source checkout: tools/demo.sh (the main job), tools/benchmark.sh (the benchmark suite),
+tools/optimize.py --card CARD (int8 and offline-optimised variants of a model card).
 '''
+CHECKOUT_TOOLS = {'demo': 'tools/demo.sh', 'optimize': 'tools/optimize.py'}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,15 +27,14 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, end='')
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    if command == 'demo':
-        from ros_onnx_vision.demo import main as demo_main
-        return demo_main(rest)
     if command == 'infer':
-        from ros_onnx_vision.offline_infer import main as infer_main
+        from ros_onnx_vision.cli.infer import main as infer_main
         return infer_main(rest)
-    if command == 'optimize':
-        from ros_onnx_vision.model_optimization import main as optimize_main
-        return optimize_main(rest)
+    if command in CHECKOUT_TOOLS:
+        print(f'{command!r} is a development tool of the source checkout, not of the installed '
+              f'package: run {CHECKOUT_TOOLS[command]} from a clone of ros_onnx_vision',
+              file=sys.stderr)
+        return 2
     print(f'unknown command {command!r}\n{USAGE}', file=sys.stderr, end='')
     return 2
 

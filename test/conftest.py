@@ -1,4 +1,11 @@
-"""Shared fixtures: each test that touches DDS gets its own ROS domain, host-only discovery."""
+"""Shared fixtures: each test that touches DDS gets its own ROS domain, host-only discovery.
+
+test/unit/ holds the fast checks of plain modules; test/integration/ the ones that start node
+processes, build with colcon or run models on many frames. Everything under integration/ is
+marked ``integration``, so ``tools/test.sh -m "not integration"`` runs the fast part alone.
+The development tools (tools/: the process launcher, demo inputs, evaluation) are imported
+from the checkout, as the tests always run from one.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,17 @@ from collections.abc import Callable, Iterator
 import itertools
 import os
 from pathlib import Path
+import sys
 import time
 from typing import Any
 
 import pytest
 
-from ros_onnx_vision.ros_environment import apply_fastdds_profile, node_environment
-
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / 'test' / 'data'
+sys.path.insert(0, str(REPO / 'tools'))
+
+from ros_onnx_vision.ros.environment import apply_fastdds_profile, node_environment  # noqa: E402
 
 # The test process itself is a DDS participant too: same profile and discovery rules as the
 # node processes it talks to. Set before rclpy creates anything.
@@ -79,3 +88,9 @@ def ros_probe(ros_domain: int) -> Iterator[RosProbe]:
     probe = RosProbe(ros_domain)
     yield probe
     probe.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if 'integration' in item.path.parts:
+            item.add_marker(pytest.mark.integration)

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ros_onnx_vision.ros_environment import apply_fastdds_profile, node_environment  # noqa: E402
+from ros_onnx_vision.ros.environment import apply_fastdds_profile, node_environment  # noqa: E402
 
 # This process is a DDS participant too: same profile and discovery rules as the node it
 # talks to (as test/conftest.py does). Must happen before rclpy creates anything.
@@ -59,14 +59,14 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, UInt64  # noqa: E402
 
-from ros_onnx_vision.camera_calibration import default_calibration  # noqa: E402
-from ros_onnx_vision.camera_node import camera_info_msg  # noqa: E402
-from ros_onnx_vision.frame_sources import (convert_frame, decode_synthetic_counter,  # noqa: E402
+from ros_onnx_vision.camera.calibration import default_calibration  # noqa: E402
+from ros_onnx_vision.ros.camera_node import camera_info_msg  # noqa: E402
+from ros_onnx_vision.camera.frame_sources import (convert_frame, decode_synthetic_counter,  # noqa: E402
                                            SyntheticSource)
-from ros_onnx_vision.graph_runner import start_node  # noqa: E402
-from ros_onnx_vision.image_conversion import (cv_bridge_in_use, image_to_numpy,  # noqa: E402
+from graph_runner import start_node  # noqa: E402
+from ros_onnx_vision.ros.image_conversion import (cv_bridge_in_use, image_to_numpy,  # noqa: E402
                                               numpy_to_image)
-from ros_onnx_vision.node_support import qos, stamp_to_seconds  # noqa: E402
+from ros_onnx_vision.ros.node_support import qos, stamp_to_seconds  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 VIDEO_FPS = 30.0

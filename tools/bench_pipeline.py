@@ -45,8 +45,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ros_onnx_vision import demo_inputs  # noqa: E402
-from ros_onnx_vision.graph import pipeline  # noqa: E402
+import demo_inputs  # noqa: E402
+from ros_onnx_vision.ros.graph import pipeline  # noqa: E402
 
 CARD_OF_TASK = {'human_detection': 'nanodet_m_416.yaml',
                 'digit_classification': 'mnist_digits_cnn.yaml'}
@@ -105,8 +105,8 @@ class Reference:
     """
 
     def __init__(self, card: str, video: Path, threads: int) -> None:
-        from ros_onnx_vision.onnx_engine import InferenceEngine
-        from ros_onnx_vision.preprocessing import preprocess
+        from ros_onnx_vision.inference.engine import InferenceEngine
+        from ros_onnx_vision.inference.preprocessing import preprocess
         self.card, self.video = card, video
         self.engine = InferenceEngine.from_card_file(ROOT / 'models' / card,
                                                      intra_op_threads=threads)
@@ -114,7 +114,7 @@ class Reference:
         self.tensors = []
         for image in self.images:  # what the engine would feed, made once, outside the timing
             if self.engine.card.digit is not None:
-                from ros_onnx_vision.digit_preprocessing import extract_digit
+                from ros_onnx_vision.inference.digit_finder import extract_digit
                 digit = extract_digit(image, self.engine.card.digit, 'BGR').image
                 if digit is not None:
                     # copy: the pre-processing reuses its output buffer
@@ -152,7 +152,7 @@ class Reference:
         than back to back (colder caches, sleeping threads), in the pipeline and here alike.
         Per-frame time excludes the wait.
         """
-        from ros_onnx_vision.annotation import draw_result
+        from ros_onnx_vision.inference.annotation import draw_result
         stages: dict[str, list[float]] = {'read': [], 'infer': [], 'draw': [], 'total': []}
         start = time.perf_counter()
         for i in range(frames + 3):
@@ -276,8 +276,8 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                  domain: int, log_dir: Path, inference_parameters: dict | None = None,
                  reference: Reference | None = None, reference_frames: int = 20) -> list[dict]:
     """The three nodes at each camera rate; downstream nodes stay up, the camera restarts."""
-    from ros_onnx_vision.graph_runner import GraphProcesses
-    from ros_onnx_vision.ros_environment import node_environment
+    from graph_runner import GraphProcesses
+    from ros_onnx_vision.ros.environment import node_environment
     env = node_environment(domain)
     graph = pipeline(task)
     probe = Probe(domain, task)
@@ -435,7 +435,7 @@ def main() -> int:
     for item in args.set:
         name, _, value = item.partition(':=')
         overrides[name] = yaml.safe_load(value)
-    from ros_onnx_vision.ros_environment import apply_fastdds_profile
+    from ros_onnx_vision.ros.environment import apply_fastdds_profile
     apply_fastdds_profile()
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'  # the probe, like the nodes
     with tempfile.TemporaryDirectory(prefix='bench_pipeline_') as tmp:

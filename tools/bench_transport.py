@@ -5,7 +5,7 @@
         [--no-keep-buffers] [--compare-buffers]
 
 For each frame size, reliability and profile, a publisher process sends bgr8 frames (built with
-ros_onnx_vision.image_conversion) stamped just before publishing, and a subscriber process
+ros_onnx_vision.ros.image_conversion) stamped just before publishing, and a subscriber process
 (spinning a SingleThreadedExecutor like run_node) records receive time - stamp (same host clock).
 Both call ros_environment.keep_image_buffers() first, as image nodes should (without it the
 subscriber page-faults three fresh frame buffers per message: about 2x the latency at 640x480);
@@ -30,13 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def _qos(reliability: str):
-    from ros_onnx_vision.node_support import qos
+    from ros_onnx_vision.ros.node_support import qos
     return qos(reliability, 1)
 
 
 def _keep_buffers(keep: bool) -> None:
     if keep:
-        from ros_onnx_vision.ros_environment import keep_image_buffers
+        from ros_onnx_vision.ros.environment import keep_image_buffers
         keep_image_buffers()
 
 
@@ -48,8 +48,8 @@ def publisher(size: str, reliability: str, seconds: float, rate: float,
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from ros_onnx_vision.image_conversion import numpy_to_image
-    from ros_onnx_vision.node_support import seconds_to_stamp
+    from ros_onnx_vision.ros.image_conversion import numpy_to_image
+    from ros_onnx_vision.ros.node_support import seconds_to_stamp
     width, height = SIZES[size]
     rclpy.init()
     node = rclpy.create_node('bench_publisher')
@@ -78,8 +78,8 @@ def subscriber(reliability: str, seconds: float, keep_buffers: bool = True) -> N
     import rclpy
     from sensor_msgs.msg import Image
 
-    from ros_onnx_vision.image_conversion import image_to_numpy
-    from ros_onnx_vision.node_support import stamp_to_seconds
+    from ros_onnx_vision.ros.image_conversion import image_to_numpy
+    from ros_onnx_vision.ros.node_support import stamp_to_seconds
     rclpy.init()
     node = rclpy.create_node('bench_subscriber')
     latencies: list[float] = []
@@ -105,7 +105,7 @@ def subscriber(reliability: str, seconds: float, keep_buffers: bool = True) -> N
 
 def measure(size: str, reliability: str, profile: bool, seconds: float, rate: float,
             domain: int, keep_buffers: bool = True) -> dict:
-    from ros_onnx_vision.ros_environment import (LEGACY_PROFILE_VARIABLE, node_environment,
+    from ros_onnx_vision.ros.environment import (LEGACY_PROFILE_VARIABLE, node_environment,
                                                  PROFILE_VARIABLE)
     env = node_environment(domain, localhost_only=os.environ.get('BENCH_LOCALHOST', '1') == '1')
     if not profile:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tools'))
 
-from ros_onnx_vision.benchmark_report import cpu_model, write_report  # noqa: E402
+from benchmark_report import cpu_model, write_report  # noqa: E402
 
 
 def machine(command: str) -> dict:
@@ -105,8 +105,8 @@ def inference(frames: int, threads: int) -> list[dict]:
 
 def accuracy() -> list[dict]:
     """Person recall/precision of every detection card on the labelled images."""
-    from ros_onnx_vision.detection_evaluation import evaluate_card
-    from ros_onnx_vision.model_card import load_model_card
+    from detection_evaluation import evaluate_card
+    from ros_onnx_vision.inference.model_card import load_model_card
     rows = []
     for path in sorted((ROOT / 'models').glob('*.yaml')):
         if load_model_card(path).task != 'detection':
@@ -135,7 +135,7 @@ def main() -> int:
         print(f'[benchmark] wrote {report}')
         return 0
 
-    from ros_onnx_vision.ros_environment import apply_fastdds_profile
+    from ros_onnx_vision.ros.environment import apply_fastdds_profile
     import bench_pipeline
     # This process's own nodes (probe, publisher of the stage benchmark) use the same transport
     # as the nodes; the defaults-vs-profile comparison sets its child processes' environment.

@@ -153,10 +153,10 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.qos import QoSProfile
     from vision_msgs.msg import Detection2DArray
 
-    from ros_onnx_vision.graph import pipeline
-    from ros_onnx_vision.graph_runner import GraphProcesses
-    from ros_onnx_vision.node_support import stamp_to_seconds
-    from ros_onnx_vision.ros_environment import apply_fastdds_profile, node_environment
+    from ros_onnx_vision.ros.graph import pipeline
+    from graph_runner import GraphProcesses
+    from ros_onnx_vision.ros.node_support import stamp_to_seconds
+    from ros_onnx_vision.ros.environment import apply_fastdds_profile, node_environment
 
     duration = args.minutes * 60.0
     warmup = default_warmup(duration) if args.warmup is None else args.warmup

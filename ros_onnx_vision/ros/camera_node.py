@@ -1,0 +1,259 @@
+"""camera_node: publishes any image source as sensor_msgs/Image + CameraInfo at a held rate.
+
+Topics: `image_raw` (Image), `camera_info` (CameraInfo, same header), `frame_count`
+(std_msgs/UInt64, index of the latest published frame: a consumer that counts the images it
+received against it knows how many it lost); its status goes to /diagnostics. Frames are read
+and published from a dedicated thread paced on absolute deadlines, so a slow frame does not make
+later ones late. Stamps are the capture time on the node clock (sim time with use_sim_time).
+Sources, pacing, calibration and diagnostics live in `frame_sources`, `pacing`,
+`camera_calibration` and `diagnostics`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header, UInt64
+
+from ros_onnx_vision.camera.calibration import (CameraCalibration, default_calibration,
+                                                load_calibration, scaled)
+from ros_onnx_vision.ros.diagnostics import CameraMonitor, CameraSnapshot, Status
+from ros_onnx_vision.camera.frame_sources import (Backoff, convert_frame, Frame, FrameSource,
+                                           infer_kind, open_source, parse_kind, SourceError,
+                                           SourceKind, SourceReadError)
+from ros_onnx_vision.ros.image_conversion import numpy_to_image
+from ros_onnx_vision.ros.node_support import declare_parameters, DiagnosticsPublisher, qos, run_node
+from ros_onnx_vision.camera.pacing import RateMeter, RatePacer
+from ros_onnx_vision.ros.parameters import CAMERA_NODE
+
+DEFAULT_FPS = 30.0  # for sources that have no rate of their own
+LIVE_KINDS = (SourceKind.DEVICE, SourceKind.STREAM)
+STATS_PERIOD = 10.0  # seconds between rate / cost log lines
+
+
+def camera_info_msg(calib: CameraCalibration, header: Header) -> CameraInfo:
+    return CameraInfo(header=header, width=calib.width, height=calib.height,
+                      distortion_model=calib.distortion_model, d=list(calib.d), k=list(calib.k),
+                      r=list(calib.r), p=list(calib.p))
+
+
+class CameraNode(Node):
+    """Thin ROS wrapper: open the source, pace, convert, stamp, publish."""
+
+    def __init__(self) -> None:
+        super().__init__('camera_node')
+        self.params = declare_parameters(self, CAMERA_NODE)
+        p = self.params
+        if p['fps'] < 0 and p['fps'] != -1:
+            raise ValueError(f'invalid parameter: fps={p["fps"]} is negative; expected -1 '
+                             '(source rate), 0 (as fast as possible) or a rate > 0')
+        self.kind = parse_kind(p['source_kind']) or infer_kind(p['source'])
+        self.calibration = (load_calibration(p['camera_info_url']) if p['camera_info_url']
+                            else None)
+        self.source: FrameSource | None = None
+        if self.kind not in LIVE_KINDS:
+            self.source = self._open()  # files fail here, at start, with a clear message
+        self.finished = False
+        self.published = 0
+        self.publish_cost = 0.0  # mean seconds to convert, build and publish one frame
+        self.meter = RateMeter(window=5.0)
+        self.pacer: RatePacer | None = None
+        self._stop = threading.Event()
+        # For diagnostics: see diagnostics.CAMERA_STATES
+        self.state = 'opening'
+        self.retries = self.reconnects = 0
+        self.last_error = ''
+        self.monitor = CameraMonitor(self.get_name())
+        self.diagnostics = DiagnosticsPublisher(self, p['diagnostics_period'],
+                                                self._diagnostics)
+
+        data_qos = qos(p['reliability'], p['depth'])
+        self.image_pub = self.create_publisher(Image, 'image_raw', data_qos)
+        self.info_pub = self.create_publisher(CameraInfo, 'camera_info', data_qos)
+        self.count_pub = self.create_publisher(UInt64, 'frame_count', data_qos)
+        self.thread = threading.Thread(target=self._run, name='camera_capture', daemon=True)
+        self.thread.start()
+
+    # --- source handling -------------------------------------------------------------------
+    def _open(self) -> FrameSource:
+        p = self.params
+        sized = self.kind in (SourceKind.DEVICE, SourceKind.SYNTHETIC)
+        source = open_source(
+            p['source'], self.kind, loop=p['loop'],
+            width=p['width'] if sized else 0, height=p['height'] if sized else 0,
+            fps=max(p['fps'], 0.0) if sized else 0.0, pixel_format=p['device_pixel_format'],
+            rosbag_topic=p['rosbag_topic'])
+        self.get_logger().info(f'opened {source.describe()}')
+        self._log_warnings(source)
+        return source
+
+    def _log_warnings(self, source: FrameSource) -> None:
+        for warning in source.take_warnings():
+            self.get_logger().warning(f'{source.describe()}: {warning}')
+
+    def _target_fps(self, source: FrameSource) -> float:
+        fps = self.params['fps']
+        if fps >= 0:
+            return fps
+        if self.kind in LIVE_KINDS:
+            return 0.0  # the device or stream paces itself; reading slower would add delay
+        return source.nominal_fps or DEFAULT_FPS
+
+    def _open_with_retry(self, backoff: Backoff) -> FrameSource | None:
+        """Open a live source, retrying with backoff; None when retries are exhausted."""
+        while not self._stop.is_set():
+            try:
+                return self._open()
+            except SourceError as error:
+                if not self._back_off(error, backoff):
+                    return None
+        return None
+
+    def _back_off(self, error: Exception, backoff: Backoff) -> bool:
+        """Record a source failure and wait before the next try; False once retries run out."""
+        self.state, self.last_error = 'reconnecting', str(error)
+        max_retries = self.params['max_retries']
+        if 0 <= max_retries <= backoff.attempts:
+            self.state = 'failed'
+            self.get_logger().error(f'{error}; giving up after {backoff.attempts} retries '
+                                    '(max_retries)')
+            return False
+        self.retries += 1
+        delay = backoff.next_delay()
+        self.get_logger().warning(f'{error}; retrying in {delay:.1f} s')
+        self._stop.wait(delay)
+        return True
+
+    # --- capture thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        p = self.params
+        backoff = Backoff(initial=p['retry_initial_delay'], max_delay=p['retry_max_delay'])
+        try:
+            if self.source is None:
+                self.source = self._open_with_retry(backoff)
+                if self.source is None:
+                    self.finished = True
+                    return
+            source = self.source
+            if backoff.attempts:
+                self.reconnects += 1
+            self._wait_for_subscribers(p['wait_for_subscribers'])
+            recorded_timing = self.kind == SourceKind.ROSBAG and p['fps'] == -1
+            fps = self._target_fps(source)
+            self.pacer = RatePacer(0.0 if recorded_timing else fps)
+            self.get_logger().info(
+                'publishing image_raw at ' + ('the recorded timing' if recorded_timing else
+                                              f'{fps:g} Hz' if fps else 'the source rate'))
+            self.state = 'publishing'
+            replay_origin: tuple[float, float] | None = None  # (wall, recorded) of 1st frame
+            last_stats = time.monotonic()
+            while not self._stop.is_set():
+                if self.pacer.wait() is None:
+                    break
+                try:
+                    frame = source.read()
+                except SourceReadError as error:
+                    if not self._back_off(error, backoff):
+                        break
+                    continue
+                if backoff.attempts:
+                    self.reconnects += 1
+                    self.state = 'publishing'
+                backoff.reset()
+                if frame is None:
+                    self._end_of_source(source)
+                    break
+                if recorded_timing and frame.source_time is not None:
+                    replay_origin = self._wait_recorded(frame, replay_origin)
+                self._publish(frame)
+                now = time.monotonic()
+                if now - last_stats > STATS_PERIOD:
+                    last_stats = now
+                    self._log_warnings(source)
+                    self.get_logger().info(
+                        f'{self.published} frames, {self.meter.rate():.2f} Hz, '
+                        f'{self.pacer.skipped} slots skipped, publish cost '
+                        f'{self.publish_cost * 1e3:.2f} ms/frame')
+        except Exception as error:  # noqa: BLE001 - a capture fault must not be a traceback
+            self.get_logger().error(f'capture stopped: {type(error).__name__}: {error}')
+            self.state, self.last_error = 'failed', f'{type(error).__name__}: {error}'
+            self.finished = True
+        finally:
+            if self.source is not None:
+                self.source.close()
+
+    def _wait_for_subscribers(self, count: int) -> None:
+        if count <= 0:
+            return
+        self.state = 'waiting for subscribers'
+        self.get_logger().info(f'waiting for {count} subscriber(s) of image_raw')
+        while not self._stop.is_set() and self.image_pub.get_subscription_count() < count:
+            self._stop.wait(0.05)
+
+    def _wait_recorded(self, frame: Frame, origin: tuple[float, float] | None
+                       ) -> tuple[float, float]:
+        """Sleep until the frame's recorded offset; restart the timeline when a bag loops."""
+        assert frame.source_time is not None
+        now = time.monotonic()
+        if origin is None or frame.source_time < origin[1]:
+            return now, frame.source_time
+        delay = origin[0] + (frame.source_time - origin[1]) - now
+        if delay > 0:
+            self._stop.wait(delay)
+        return origin
+
+    def _end_of_source(self, source: FrameSource) -> None:
+        action = self.params['end_action']
+        self.get_logger().info(f'end of {source.describe()} after {self.published} frames '
+                               f'(loop is off); end_action={action}')
+        self.state = 'ended'
+        if action == 'exit':
+            self.finished = True
+
+    def _diagnostics(self) -> list[Status]:
+        pacer, source = self.pacer, self.source
+        return [self.monitor.report(time.monotonic(), CameraSnapshot(
+            state=self.state, source=source.describe() if source else self.params['source'],
+            target_hz=pacer.fps if pacer else 0.0, published=self.published,
+            skipped=pacer.skipped if pacer else 0, publish_cost_ms=self.publish_cost * 1e3,
+            retries=self.retries, reconnects=self.reconnects, error=self.last_error))]
+
+    def _publish(self, frame: Frame) -> None:
+        start = time.perf_counter()
+        p = self.params
+        header = Header(frame_id=p['frame_id'], stamp=self.get_clock().now().to_msg())
+        image = convert_frame(frame.image, width=p['width'], height=p['height'],
+                              encoding=p['encoding'])
+        height, width = image.shape[:2]
+        calib = self.calibration
+        if calib is None:
+            calib = self.calibration = default_calibration(width, height, p['camera_name'])
+        elif (calib.width, calib.height) != (width, height):
+            calib = self.calibration = scaled(calib, width, height)
+        self.image_pub.publish(numpy_to_image(image, p['encoding'], header))
+        self.info_pub.publish(camera_info_msg(calib, header))
+        self.count_pub.publish(UInt64(data=self.published))
+        self.published += 1
+        self.meter.tick()
+        cost = time.perf_counter() - start
+        self.publish_cost += (cost - self.publish_cost) / min(self.published, 100)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        if self.pacer is not None:
+            self.pacer.stop()
+        self.thread.join(timeout=5.0)
+        if self.state == 'failed':
+            self.diagnostics.publish()  # the final ERROR, before the process exits
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(CameraNode, 'camera_node', args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

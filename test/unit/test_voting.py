@@ -1,0 +1,469 @@
+"""Tests of the rate-aware voting logic behind smoothing_node (pure Python, no ROS)."""
+
+import itertools
+import math
+import random
+
+from hypothesis import given, settings, strategies as st
+import numpy as np
+import pytest
+
+from ros_onnx_vision.smoothing.voting import (
+    confirmation_frames, Detection, DetectionTracker, FrameRateEstimator, hungarian,
+    iou_matrix, LabelVoter, match_boxes, StampStatus)
+
+NOMINAL = {10: 5, 15: 8, 30: 15, 60: 30}
+
+
+def stamps(fps: float, count: int, start: float = 0.0) -> list[float]:
+    return [start + i / fps for i in range(count)]
+
+
+def feed(voter: LabelVoter, times, labels, score: float = 0.9):
+    return [voter.update(t, label, score) for t, label in zip(times, labels)]
+
+
+def first_confirmed(states, label='cat') -> int | None:
+    """1-based index of the first frame whose state confirms label."""
+    return next((i + 1 for i, s in enumerate(states) if s.label == label), None)
+
+
+# --- confirmation_frames and the estimator -------------------------------------------------
+
+@pytest.mark.parametrize('fps, window, expected', [
+    (10, 0.5, 5), (15, 0.5, 8), (30, 0.5, 15), (60, 0.5, 30), (25, 0.5, 13), (50, 0.5, 25),
+    (1, 0.5, 1), (0.1, 0.5, 1), (1000, 0.5, 500), (14.99999993, 0.5, 8), (14.9, 0.5, 7)])
+def test_confirmation_frames_rounds_half_up(fps, window, expected):
+    assert confirmation_frames(fps, window) == expected
+
+
+@pytest.mark.parametrize('fps, window', [(0, 0.5), (-1, 0.5), (math.nan, 0.5), (30, 0),
+                                         (30, math.inf)])
+def test_confirmation_frames_rejects_bad_input(fps, window):
+    with pytest.raises(ValueError, match='must be a finite number > 0'):
+        confirmation_frames(fps, window)
+
+
+def test_estimator_needs_two_frames_and_is_exact():
+    est = FrameRateEstimator()
+    assert est.add(1e6) is StampStatus.ACCEPTED and est.fps is None
+    est.add(1e6 + 0.1)
+    assert est.fps == pytest.approx(10.0)
+
+
+def test_backwards_and_duplicates_are_ignored_and_counted():
+    est = FrameRateEstimator()
+    statuses = []
+    for i, t in enumerate(stamps(30, 60, start=100.0)):
+        statuses.append(est.add(t))
+        if i % 7 == 3:
+            statuses.append(est.add(t))  # duplicate
+        if i % 11 == 5:
+            statuses.append(est.add(t - 0.05))  # out of order
+    assert est.duplicates == statuses.count(StampStatus.DUPLICATE) == 9
+    assert est.backwards == statuses.count(StampStatus.BACKWARDS) == 5
+    assert est.resets == 0
+    assert est.fps == pytest.approx(30.0, rel=1e-6)
+
+
+def test_large_backward_jump_is_a_clock_restart():
+    est = FrameRateEstimator(window_s=2.0)
+    for t in stamps(30, 30, start=500.0):
+        est.add(t)
+    assert est.add(3.0) is StampStatus.RESET
+    assert (est.resets, est.backwards, est.fps) == (1, 1, None)
+    est.add(3.1)
+    assert est.fps == pytest.approx(10.0)
+
+
+def test_gap_longer_than_window_recovers_at_once():
+    est = FrameRateEstimator(window_s=2.0)
+    for t in stamps(30, 60):
+        est.add(t)
+    est.add(10.0)
+    assert est.fps == pytest.approx(30.0)  # held until a new interval exists
+    est.add(10.1)
+    assert est.fps == pytest.approx(10.0)
+
+
+def test_gap_shorter_than_window_and_dropped_frames_are_gated_out():
+    est = FrameRateEstimator(window_s=2.0)
+    times = [t for i, t in enumerate(stamps(30, 60)) if i % 10 != 4]  # drop every 10th
+    times += [times[-1] + 1.2 + t for t in stamps(30, 10)]  # 1.2 s gap
+    for t in times:
+        est.add(t)
+    assert est.fps == pytest.approx(30.0)
+
+
+def test_rejects_non_finite_stamp():
+    with pytest.raises(ValueError, match='stamp must be a finite number'):
+        FrameRateEstimator().add(math.nan)
+
+
+# --- LabelVoter ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('start', [0.0, 5.0, 1e3, 1e6, 1.7e9])
+@pytest.mark.parametrize('fps', sorted(NOMINAL))
+def test_stable_label_confirmed_after_exactly_n_frames(fps, start):
+    voter = LabelVoter()
+    states = feed(voter, stamps(fps, 100, start), ['cat'] * 100)
+    assert first_confirmed(states) == NOMINAL[fps]
+    assert states[NOMINAL[fps] - 1].changed and states[NOMINAL[fps] - 1].n == NOMINAL[fps]
+    assert sum(s.changed for s in states) == 1
+
+
+def test_first_frame_never_confirms_even_when_n_is_1():
+    voter = LabelVoter()
+    states = feed(voter, stamps(2, 3), ['cat'] * 3)  # 2 fps * 0.5 s -> N = 1
+    assert [s.label for s in states] == [None, 'cat', 'cat']
+
+
+def test_default_fps_is_used_until_measured():
+    voter = LabelVoter(default_fps=30)
+    assert voter.update(0.0, 'cat', 0.9).n == 15
+    states = feed(voter, stamps(10, 10)[1:], ['cat'] * 9)
+    assert first_confirmed(states) + 1 == 5  # measured 10 fps takes over on frame 2
+
+
+def test_single_outlier_neither_confirms_nor_releases():
+    voter = LabelVoter()
+    labels = ['dog'] + ['cat'] * 20 + ['dog'] + ['cat'] * 20 + [None] + ['cat'] * 5
+    states = feed(voter, stamps(30, len(labels)), labels)
+    assert all(s.label != 'dog' for s in states)
+    assert first_confirmed(states) == 1 + 15  # the outlier frame does not count
+    assert all(s.label == 'cat' for s in states[15:])
+    assert sum(s.changed for s in states) == 1
+
+
+def test_outlier_before_confirmation_restarts_the_count():
+    voter = LabelVoter()
+    labels = ['cat'] * 10 + ['dog'] + ['cat'] * 20
+    assert first_confirmed(feed(voter, stamps(30, len(labels)), labels)) == 11 + 15
+
+
+@pytest.mark.parametrize('release_frames, expected', [(None, 15), (1, 1), (4, 4), (40, 40)])
+def test_release_after_m_consecutive_misses(release_frames, expected):
+    voter = LabelVoter(release_frames=release_frames)
+    labels = ['cat'] * 15 + [None] * 50
+    states = feed(voter, stamps(30, len(labels)), labels)
+    released = next(i for i, s in enumerate(states[15:]) if s.label is None) + 1
+    assert released == expected and states[15 + expected - 1].changed
+    assert voter.m == expected
+
+
+def test_low_score_counts_as_no_result():
+    voter = LabelVoter(min_score=0.5, release_frames=3)
+    feed(voter, stamps(30, 15), ['cat'] * 15)
+    assert voter.label == 'cat'
+    states = [voter.update(t, 'cat', 0.2) for t in stamps(30, 3, start=0.5)]
+    assert [s.label for s in states] == ['cat', 'cat', None]
+
+
+@pytest.mark.parametrize('release_frames, gap', [(None, 0), (30, 0), (5, 10)])
+def test_different_label_replaces_after_n_frames(release_frames, gap):
+    voter = LabelVoter(release_frames=release_frames)
+    labels = ['cat'] * 20 + ['dog'] * 20
+    states = feed(voter, stamps(30, len(labels)), labels)[20:]
+    assert first_confirmed(states, 'dog') == 15
+    # M >= N: direct switch; M < N: released after M frames, nothing until N.
+    assert [s.label for s in states[:14]].count(None) == gap
+    assert [s.label for s in states[:14]].count('cat') == 14 - gap
+
+
+def test_rate_change_mid_stream_changes_n():
+    voter = LabelVoter()
+    times = stamps(30, 90) + stamps(10, 40, start=3.0)
+    labels = ['cat'] * 90 + ['dog'] * 40
+    states = feed(voter, times, labels)
+    assert states[89].n == 15 and states[-1].n == 5
+    voter2 = LabelVoter(release_frames=1)
+    states = feed(voter2, times, ['cat'] * 110 + [None] + ['dog'] * 19)
+    assert first_confirmed(states[111:], 'dog') == 5
+
+
+def test_gap_longer_than_timeout_releases_on_update():
+    voter = LabelVoter(timeout_s=1.0)
+    feed(voter, stamps(30, 20), ['cat'] * 20)
+    state = voter.update(20 / 30 + 1.5, 'cat', 0.9)
+    assert state.label is None and state.changed and state.streak == 1
+    states = feed(voter, stamps(30, 14, start=20 / 30 + 1.5 + 1 / 30), ['cat'] * 14)
+    assert first_confirmed(states) == 14  # the frame after the gap counted as the first
+
+
+def test_check_timeout_from_timer():
+    voter = LabelVoter(timeout_s=1.0)
+    feed(voter, stamps(30, 20, start=1e6), ['cat'] * 20)
+    last = 1e6 + 19 / 30
+    assert not voter.check_timeout(last + 0.9).changed and voter.label == 'cat'
+    assert voter.check_timeout(last - 5.0).label == 'cat'  # a timer clock behind the stamps
+    state = voter.check_timeout(last + 1.1)
+    assert state.changed and state.label is None
+    assert not voter.check_timeout(last + 2.0).changed
+
+
+def test_duplicates_and_backwards_do_not_vote():
+    voter = LabelVoter()
+    states = []
+    for t in stamps(30, 15):
+        states.append(voter.update(t, 'cat', 0.9))
+        states.append(voter.update(t, 'cat', 0.9))
+        states.append(voter.update(t - 0.01, 'dog', 0.9))
+    assert first_confirmed(states) == 3 * 15 - 2
+    assert (voter.duplicates, voter.backwards) == (15, 15)
+    assert voter.fps == pytest.approx(30.0)
+
+
+def test_clock_restart_releases():
+    voter = LabelVoter()
+    feed(voter, stamps(30, 20, start=100.0), ['cat'] * 20)
+    state = voter.update(0.0, 'cat', 0.9)
+    assert state.label is None and state.changed and voter.resets == 1
+
+
+@pytest.mark.parametrize('seed', range(5))
+@pytest.mark.parametrize('fps', sorted(NOMINAL))
+def test_jittered_stamps_give_n_within_one(fps, seed):
+    rng = random.Random(seed)
+    times = [1e6 + (i + rng.uniform(-0.2, 0.2)) / fps for i in range(4 * fps)]
+    voter = LabelVoter()
+    states = feed(voter, times, ['cat'] * len(times))
+    assert abs(first_confirmed(states) - NOMINAL[fps]) <= 1
+    assert all(abs(s.n - NOMINAL[fps]) <= 1 for s in states[fps:])
+
+
+def test_describe_and_state():
+    voter = LabelVoter()
+    assert 'fps=none' in voter.describe()
+    feed(voter, stamps(30, 15), ['cat'] * 15)
+    assert voter.describe().startswith('label=cat score=0.90 fps=30.0 n=15 m=15')
+    assert voter.state.label == 'cat' and not voter.state.changed
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'window_s': 0}, 'window_s must be a finite number > 0'),
+    ({'window_s': -0.5}, 'window_s must be a finite number > 0'),
+    ({'timeout_s': 0}, 'timeout_s must be a finite number > 0'),
+    ({'rate_window_s': math.inf}, 'window_s must be a finite number > 0'),
+    ({'release_frames': 0}, 'release_frames must be an integer >= 1'),
+    ({'release_frames': 2.5}, 'release_frames must be an integer >= 1'),
+    ({'default_fps': 0}, 'default_fps must be a finite number > 0'),
+    ({'min_score': math.nan}, 'min_score must be a finite number'),
+])
+def test_voter_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LabelVoter(**kwargs)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'min_iou': 0}, 'min_iou must be a finite number > 0'),
+    ({'min_iou': 1.5}, r'min_iou must be in \(0, 1\]'),
+    ({'smoothing': 1.0}, r'smoothing must be in \[0, 1\)'),
+    ({'smoothing': -0.1}, r'smoothing must be in \[0, 1\)'),
+    ({'release_frames': -1}, 'release_frames must be an integer >= 1'),
+])
+def test_tracker_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DetectionTracker(**kwargs)
+
+
+# --- association --------------------------------------------------------------------------
+
+def test_iou_matrix():
+    iou = iou_matrix([(0, 0, 10, 10)], [(0, 0, 10, 10), (5, 0, 15, 10), (20, 20, 30, 30),
+                                        (3, 3, 3, 8)])
+    assert iou.shape == (1, 4)
+    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0, 0.0])
+    assert iou_matrix([], [(0, 0, 1, 1)]).shape == (0, 1)
+
+
+def greedy(weight: np.ndarray) -> list[tuple[int, int]]:
+    """First-come association by descending IoU, as the optimal one must beat."""
+    pairs, rows, cols = [], set(), set()
+    for t, d in sorted(np.ndindex(weight.shape), key=lambda p: -weight[p]):
+        if weight[t, d] > 0 and t not in rows and d not in cols:
+            pairs.append((t, d))
+            rows.add(t)
+            cols.add(d)
+    return sorted(pairs)
+
+
+A, B = (0, 0, 10, 10), (6, 0, 16, 10)
+X, Y = (0, 0, 12, 10), (-3, 0, 9, 10)  # X fits A best, but B can only take X
+
+
+def test_hungarian_beats_greedy_on_crafted_case():
+    iou = iou_matrix([A, B], [X, Y])
+    weight = np.where(iou >= 0.3, iou, 0)
+    assert greedy(weight) == [(0, 0)]  # B left unmatched
+    assert match_boxes([A, B], ['p', 'p'], [X, Y], ['p', 'p'], 0.3) == [(0, 1), (1, 0)]
+
+
+def test_tracker_keeps_both_ids_where_greedy_would_not():
+    tracker = DetectionTracker()
+    for t in stamps(30, 15):
+        confirmed = tracker.update(t, [Detection('p', 0.9, A), Detection('p', 0.9, B)])
+    assert [c.id for c in confirmed] == ['1', '2']
+    confirmed = tracker.update(0.5, [Detection('p', 0.9, X), Detection('p', 0.8, Y)])
+    assert [(c.id, c.box, c.misses) for c in confirmed] == [('1', Y, 0), ('2', X, 0)]
+    assert len(tracker.tracks) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 5), st.data())
+def test_hungarian_is_optimal(rows, cols, data):
+    cost = np.array(data.draw(st.lists(st.integers(-20, 20), min_size=rows * cols,
+                                       max_size=rows * cols)), dtype=float).reshape(rows, cols)
+    pairs = hungarian(cost)
+    assert len(pairs) == min(rows, cols)
+    assert len({r for r, _ in pairs}) == len({c for _, c in pairs}) == len(pairs)
+    if rows <= cols:
+        best = min(sum(cost[r, c] for r, c in enumerate(p))
+                   for p in itertools.permutations(range(cols), rows))
+    else:
+        best = min(sum(cost[r, c] for c, r in enumerate(p))
+                   for p in itertools.permutations(range(rows), cols))
+    assert sum(cost[r, c] for r, c in pairs) == pytest.approx(best)
+
+
+# --- DetectionTracker ---------------------------------------------------------------------
+
+def person(x: float, y: float, w: float, h: float, score: float = 0.9) -> Detection:
+    return Detection('person', score, (x, y, x + w, y + h))
+
+
+def test_people_crossing_keep_their_ids():
+    tracker = DetectionTracker()
+    history = []
+    for i, t in enumerate(stamps(30, 60)):
+        # A near person (big box) walks left, a far one (small box) right; boxes cross.
+        near, far = person(300 - 5 * i, 80, 60, 150), person(5 * i, 100, 40, 100)
+        history.append({c.id: c.box for c in tracker.update(t, [far, near])})
+    assert all(h == {} for h in history[:14])
+    assert all(set(h) == {'1', '2'} for h in history[14:])
+    assert all(h['1'][2] - h['1'][0] == 40 and h['2'][2] - h['2'][0] == 60 for h in history[14:])
+    assert len(tracker.tracks) == 2
+
+
+def test_box_seen_in_one_frame_only_is_never_published():
+    tracker = DetectionTracker()
+    for i, t in enumerate(stamps(30, 60)):
+        dets = [person(100, 100, 50, 100)]
+        if i in (20, 40):
+            dets.append(person(400, 100, 50, 100, 0.99))
+        assert all(c.id == '1' for c in tracker.update(t, dets))
+    assert [c.id for c in tracker.confirmed] == ['1']
+
+
+@pytest.mark.parametrize('hidden, same_id', [(14, True), (15, False)])
+def test_occlusion_shorter_than_m_keeps_id(hidden, same_id):
+    tracker = DetectionTracker()  # 30 fps -> N = M = 15
+    frames = [[person(100 + i, 100, 50, 100)] for i in range(20)] + [[]] * hidden
+    frames += [[person(120 + hidden + i, 100, 50, 100)] for i in range(20)]
+    outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
+    during = outputs[20:20 + hidden]
+    if same_id:
+        assert all([c.id for c in out] == ['1'] for out in outputs[14:])
+        assert [out[0].misses for out in during] == list(range(1, hidden + 1))
+    else:
+        assert all(out == [] for out in outputs[20 + hidden - 1:20 + hidden + 14])
+        assert [c.id for c in outputs[-1]] == ['2']
+
+
+def test_different_classes_never_associate():
+    tracker = DetectionTracker(release_frames=3)
+    box = (10.0, 10.0, 50.0, 90.0)
+    for t in stamps(30, 15):
+        tracker.update(t, [Detection('person', 0.9, box)])
+    out = tracker.update(0.5, [Detection('chair', 0.9, box)])
+    assert [(c.id, c.class_id, c.misses) for c in out] == [('1', 'person', 1)]
+    assert [(t.id, t.class_id, t.confirmed) for t in tracker.tracks] == [
+        ('1', 'person', True), ('2', 'chair', False)]
+
+
+def test_box_smoothing():
+    tracker = DetectionTracker(smoothing=0.5, default_fps=2)  # N = 1
+    tracker.update(0.0, [person(0, 0, 10, 10)])
+    out = tracker.update(0.5, [person(4, 0, 10, 10)])
+    assert out[0].box == (2.0, 0.0, 12.0, 10.0)
+    out = tracker.update(1.0, [person(8, 0, 10, 10)])
+    assert out[0].box == (5.0, 0.0, 15.0, 10.0)
+
+
+def test_tracker_timeout_and_counters():
+    tracker = DetectionTracker(timeout_s=1.0)
+    for t in stamps(30, 20):
+        tracker.update(t, [person(0, 0, 10, 10)])
+    tracker.update(19 / 30, [person(0, 0, 10, 10)])
+    assert tracker.duplicates == 1 and tracker.n == 15 and tracker.m == 15
+    assert not tracker.check_timeout(1.0)
+    assert '1:person' in tracker.describe()
+    assert tracker.check_timeout(2.0) and tracker.tracks == []
+    tracker.update(2.1, [person(0, 0, 10, 10)])
+    assert [t.id for t in tracker.tracks] == ['2']
+    assert tracker.update(5.0, [person(0, 0, 10, 10)]) == [] and tracker.tracks[0].id == '3'
+
+
+# --- properties ---------------------------------------------------------------------------
+
+DTS = st.sampled_from([1 / 30, 1 / 30, 1 / 30, 0.1, 0.0, -0.02, 1.5, -10.0]) | \
+    st.floats(0.001, 0.3)
+BOXES = st.builds(lambda x, y, w, h: (float(x), float(y), float(x + w), float(y + h)),
+                  st.integers(0, 40), st.integers(0, 40), st.integers(1, 30), st.integers(1, 30))
+DETS = st.lists(st.builds(Detection, st.sampled_from(['a', 'b']), st.floats(0, 1), BOXES),
+                max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(DTS, DETS, st.integers(1, 20)), max_size=30),
+       st.sampled_from([None, 1, 3]), st.sampled_from([0.0, 0.6]))
+def test_tracker_random_sequences(runs, release_frames, smoothing):
+    tracker = DetectionTracker(release_frames=release_frames, smoothing=smoothing)
+    stamp, classes, confirmed_before, gone = 100.0, {}, set(), set()
+    alive: set[str] = set()
+    frames = [(dt, dets) for dt, dets, repeat in runs for _ in range(repeat)]
+    for dt, dets in frames:
+        stamp += dt
+        out = tracker.update(stamp, dets)
+        tracks = tracker.tracks
+        ids = [t.id for t in tracks]
+        assert len(ids) == len(set(ids))
+        assert out == [t for t in tracks if t.confirmed]
+        assert not gone & set(ids)  # ids are never reused
+        for t in tracks:
+            assert classes.setdefault(t.id, t.class_id) == t.class_id
+        for t in out:
+            if t.id not in confirmed_before:
+                assert t.hits >= tracker.n >= 1
+        confirmed_before |= {t.id for t in out}
+        gone |= alive - set(ids)
+        alive = set(ids)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(DTS, st.sampled_from(['a', 'b', None]), st.floats(0, 1),
+                          st.integers(1, 20)), max_size=30),
+       st.sampled_from([None, 1, 4]))
+def test_voter_random_sequences(runs, release_frames):
+    voter = LabelVoter(min_score=0.3, release_frames=release_frames)
+    stamp, votes = 0.0, []
+    previous = None
+    frames = [(dt, label, score) for dt, label, score, repeat in runs for _ in range(repeat)]
+    for dt, label, score in frames:
+        counters = (voter.duplicates, voter.backwards, voter.resets)
+        last = voter.estimator.last_stamp
+        stamp += dt
+        state = voter.update(stamp, label, score)
+        ignored = (voter.duplicates, voter.backwards) != counters[:2] and \
+            voter.resets == counters[2]
+        if ignored:
+            assert state.label == previous and not state.changed
+            continue
+        if voter.resets != counters[2] or (last is not None and stamp - last > 1.0):
+            votes = []  # clock restart or timeout: everything released
+        votes.append(label if label is not None and score >= 0.3 else None)
+        assert state.changed == (state.label != previous)
+        if state.changed and state.label is not None:
+            assert len(votes) >= state.n and set(votes[-state.n:]) == {state.label}
+        elif state.changed and votes[1:]:
+            assert len(votes) >= state.m and previous not in votes[-state.m:]
+        previous = state.label

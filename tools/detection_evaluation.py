@@ -1,0 +1,218 @@
+"""Person-detector accuracy against the project's own labels (test/data/person_labels.json).
+
+No ROS imports. A detector card runs at its own thresholds on every labelled image. Detections
+are matched greedily, best score first, to the unmatched label with the highest IoU >= 0.5; a
+detection whose best match is a ``difficult`` label is ignored (neither TP nor FP), and
+difficult labels are never misses. Recall is over the non-difficult labels.
+
+Used by ``test/test_detection_accuracy.py`` and by the model optimiser
+(tools/optimize.py) to compare variants of a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import cv2
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / 'test' / 'data'
+LABELS = DATA / 'person_labels.json'
+IOU_MATCH = 0.5
+NEGATIVES = ('dog.jpg', 'horses.jpg')  # labelled images that hold no person at all
+
+Box = Sequence[float]
+
+
+def iou(a: Box, b: Box) -> float:
+    """IoU of two x1, y1, x2, y2 boxes (0 when they do not overlap)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Counts:
+    """Matching outcome: true/false positives, misses, detections on difficult labels."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    ignored: int = 0
+    fp_boxes: list[tuple[float, tuple[int, ...]]] = field(default_factory=list)
+    fn_boxes: list[tuple[int, ...]] = field(default_factory=list)
+
+    def add(self, other: Counts) -> None:
+        """Add another image's counts (the box lists stay per image)."""
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+        self.ignored += other.ignored
+
+    @property
+    def recall(self) -> float:
+        """TP / (TP + FN); 1.0 when there is nothing to find."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def precision(self) -> float:
+        """TP / (TP + FP); 1.0 when nothing was detected."""
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+
+def match(detections: Sequence[tuple[float, Box]], persons: Sequence[Mapping[str, Any]],
+          iou_min: float = IOU_MATCH) -> Counts:
+    """Greedy matching of (score, box) detections to labelled persons ({box, difficult})."""
+    counts = Counts()
+    used = [False] * len(persons)
+    for score, box in sorted(detections, key=lambda d: -d[0]):
+        best, best_iou = -1, iou_min
+        for i, person in enumerate(persons):
+            if used[i]:
+                continue
+            overlap = iou(box, person['box'])
+            if overlap >= best_iou:
+                best, best_iou = i, overlap
+        if best < 0:
+            counts.fp += 1
+            counts.fp_boxes.append((score, tuple(round(v) for v in box)))
+        elif persons[best]['difficult']:
+            used[best] = True
+            counts.ignored += 1
+        else:
+            used[best] = True
+            counts.tp += 1
+    for person, hit in zip(persons, used):
+        if not hit and not person['difficult']:
+            counts.fn += 1
+            counts.fn_boxes.append(tuple(person['box']))
+    return counts
+
+
+def load_labels(path: str | Path = LABELS) -> dict[str, Any]:
+    """The ``images`` mapping of a labels file: name -> {size: [w, h], persons: [...]}."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'person labels {path} not found (expected the JSON file '
+                                'test/data/person_labels.json of a source checkout)')
+    images: dict[str, Any] = json.loads(path.read_text(encoding='utf-8'))['images']
+    return images
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One labelled image: its labels, the person detections and their matching."""
+
+    name: str
+    labels: int  # non-difficult persons
+    difficult: int
+    detections: list[tuple[float, tuple[float, ...]]]
+    counts: Counts
+    other_detections: int = 0  # detections of other classes (0 for person-filtered cards)
+
+
+@dataclass
+class Evaluation:
+    """Totals over the labelled images, and per-image results."""
+
+    model: str
+    score_threshold: float
+    total: Counts = field(default_factory=Counts)
+    images: list[ImageResult] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float:
+        """Recall over the non-difficult labels of all images."""
+        return self.total.recall
+
+    @property
+    def precision(self) -> float:
+        """Precision over all person detections not on a difficult label."""
+        return self.total.precision
+
+    @property
+    def tp(self) -> int:
+        """True positives."""
+        return self.total.tp
+
+    @property
+    def fp(self) -> int:
+        """False positives."""
+        return self.total.fp
+
+    @property
+    def fn(self) -> int:
+        """Missed (non-difficult) persons."""
+        return self.total.fn
+
+    @property
+    def negative_hits(self) -> dict[str, int]:
+        """Person detections on each image that holds no person (:data:`NEGATIVES`)."""
+        return {r.name: len(r.detections) for r in self.images if r.name in NEGATIVES}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary numbers (for JSON reports and cards)."""
+        return {'recall': round(self.recall, 4), 'precision': round(self.precision, 4),
+                'tp': self.tp, 'fp': self.fp, 'fn': self.fn, 'ignored': self.total.ignored}
+
+    def table(self) -> str:
+        """The per-image table printed by the accuracy test."""
+        lines = [f'{self.model} (score >= {self.score_threshold}, IoU >= {IOU_MATCH}): '
+                 f'TP {self.tp}  FP {self.fp}  FN {self.fn}  ignored {self.total.ignored}  '
+                 f'recall {self.recall:.3f}  precision {self.precision:.3f}',
+                 f'  {"image":<14} {"labels":>6} {"dets":>4} {"TP":>3} {"FP":>3} {"FN":>3} '
+                 f'{"ign":>3}']
+        for r in self.images:
+            c = r.counts
+            notes = ''.join(f' FP {s:.2f}@{list(b)}' for s, b in c.fp_boxes)
+            notes += ''.join(f' FN {list(b)}' for b in c.fn_boxes)
+            lines.append(f'  {r.name:<14} {r.labels:>3}+{r.difficult}d {len(r.detections):>4} '
+                         f'{c.tp:>3} {c.fp:>3} {c.fn:>3} {c.ignored:>3}{notes}')
+        return '\n'.join(lines)
+
+
+def evaluate_engine(engine: Any, labels: Mapping[str, Any] | None = None,
+                    data_dir: str | Path = DATA) -> Evaluation:
+    """Run an :class:`~ros_onnx_vision.inference.engine.InferenceEngine` (detection card) on every
+    labelled image and match its ``person`` detections to the labels.
+
+    ``labels``: the mapping from :func:`load_labels` (default: the project's labels);
+    ``data_dir``: where the images are. Raises ``FileNotFoundError`` for a missing image and
+    ``ValueError`` for a card that is not a detection card or has no ``person`` label.
+    """
+    card = engine.card
+    if card.task != 'detection' or 'person' not in card.labels:
+        raise ValueError(f'model card {card.path}: person evaluation needs a detection card '
+                         f"with a 'person' label (task is {card.task!r})")
+    labels = load_labels() if labels is None else labels
+    evaluation = Evaluation(card.name, card.score_threshold)
+    for name, entry in labels.items():
+        image = cv2.imread(str(Path(data_dir) / name))
+        if image is None:
+            raise FileNotFoundError(f'labelled image {Path(data_dir) / name} missing or '
+                                    'unreadable')
+        result = engine.infer(image)
+        dets = [(d.score, tuple(d.box)) for d in result.detections if d.label == 'person']
+        counts = match(dets, entry['persons'])
+        evaluation.total.add(counts)
+        n_difficult = sum(bool(p['difficult']) for p in entry['persons'])
+        evaluation.images.append(ImageResult(name, len(entry['persons']) - n_difficult,
+                                             n_difficult, dets, counts,
+                                             len(result.detections) - len(dets)))
+    return evaluation
+
+
+def evaluate_card(card_path: str | Path, *, intra_op_threads: int = 0,
+                  labels: Mapping[str, Any] | None = None,
+                  data_dir: str | Path = DATA) -> Evaluation:
+    """Load a detector card on the CPU and evaluate it (see :func:`evaluate_engine`)."""
+    from ros_onnx_vision.inference.engine import InferenceEngine  # onnxruntime only when needed
+    engine = InferenceEngine.from_card_file(card_path, intra_op_threads=intra_op_threads)
+    return evaluate_engine(engine, labels, data_dir)
