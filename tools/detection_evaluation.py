@@ -18,24 +18,14 @@ from typing import Any, Mapping, Sequence
 
 import cv2
 
+from ros_onnx_vision.geometry import Box, iou
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / 'test' / 'data'
 LABELS = DATA / 'person_labels.json'
 IOU_MATCH = 0.5
 NEGATIVES = ('dog.jpg', 'horses.jpg')  # labelled images that hold no person at all
 
-Box = Sequence[float]
-
-
-def iou(a: Box, b: Box) -> float:
-    """IoU of two x1, y1, x2, y2 boxes (0 when they do not overlap)."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass

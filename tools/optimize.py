@@ -584,7 +584,9 @@ def paired_ious(detections: Sequence[tuple[float, Sequence[float]]],
     """IoUs of the (detection, reference) pairs that :func:`detection_evaluation.match` makes
     (greedy, best score first, IoU >= 0.5): ``match`` runs one detection at a time against the
     references still free, so the pairs are exactly its pairs."""
-    from detection_evaluation import iou, match
+    from detection_evaluation import match
+
+    from ros_onnx_vision.geometry import iou
     free = [tuple(r) for r in references]
     ious = []
     for score, box in sorted(detections, key=lambda d: -d[0]):
@@ -658,7 +660,9 @@ def close_up_scores(card: ModelCard, model_path: Path, threads: int) -> dict[str
     best person detection at IoU >= 0.5 with it, read with the threshold lowered to
     :data:`CLOSE_UP_FLOOR` so a score just under the card's threshold shows (0.0: none)."""
     import dataclasses
-    from detection_evaluation import DATA, iou, load_labels
+    from detection_evaluation import DATA, load_labels
+
+    from ros_onnx_vision.geometry import iou
     from ros_onnx_vision.inference.engine import InferenceEngine
     engine = InferenceEngine(dataclasses.replace(card, model_path=model_path,
                                                  score_threshold=CLOSE_UP_FLOOR),

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ros_onnx_vision.geometry import iou_matrix
 from ros_onnx_vision.inference.decoders import RawDetections
 from ros_onnx_vision.inference.preprocessing import ScaleInfo
 
@@ -34,19 +35,6 @@ class Detection:
                 'score': round(self.score, 4), 'box': [round(v, 2) for v in self.box]}
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one x1, y1, x2, y2 box with each row of ``boxes``."""
-    xx1 = np.maximum(box[0], boxes[:, 0])
-    yy1 = np.maximum(box[1], boxes[:, 1])
-    xx2 = np.minimum(box[2], boxes[:, 2])
-    yy2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.maximum(xx2 - xx1, 0) * np.maximum(yy2 - yy1, 0)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    # Empty boxes have a zero union: the floor makes their IoU 0 instead of NaN.
-    return inter / np.maximum(area + areas - inter, 1e-12)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         class_ids: np.ndarray | None = None, max_keep: int | None = None) -> np.ndarray:
     """Greedy NMS; class-aware when ``class_ids`` is given. Returns kept indices, best first.
@@ -63,7 +51,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         best = order[0]
         keep.append(best)
         rest = order[1:]
-        survives = box_iou(boxes[best], boxes[rest]) <= iou_threshold
+        survives = iou_matrix(boxes[best], boxes[rest])[0] <= iou_threshold
         if classes is not None:
             survives |= classes[rest] != classes[best]
         order = rest[survives]

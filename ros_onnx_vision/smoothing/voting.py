@@ -25,8 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-Box = tuple[float, float, float, float]
-Boxes = np.ndarray | Sequence[Sequence[float]]  # N x (x1, y1, x2, y2)
+from ros_onnx_vision.geometry import Box, Boxes, iou_matrix
 
 # fps * window_s values this close below x.5 count as x.5: stamps quantised to nanoseconds or
 # to float64 near 1.7e9 s turn an exact 15 fps into 14.9999999 fps, which must still give 8.
@@ -342,21 +341,6 @@ class _TrackState:
         x1, y1, x2, y2 = (float(v) for v in self.box)
         return Track(self.id, self.class_id, self.score, (x1, y1, x2, y2),
                      self.hits, self.misses, self.confirmed)
-
-
-def iou_matrix(boxes_a: Boxes, boxes_b: Boxes) -> np.ndarray:
-    """Pairwise IoU of (x1, y1, x2, y2) boxes; degenerate or empty boxes give 0."""
-    a = np.asarray(boxes_a, dtype=float).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=float).reshape(-1, 4)
-    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide='ignore', invalid='ignore'):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return np.nan_to_num(iou, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def hungarian(cost: np.ndarray) -> list[tuple[int, int]]:

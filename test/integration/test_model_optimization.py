@@ -17,7 +17,7 @@ import pytest
 
 from conftest import DATA, REPO
 import optimize as mo
-from detection_evaluation import iou
+from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.model_card import file_sha256, load_model_card
 from ros_onnx_vision.inference.engine import InferenceEngine
 

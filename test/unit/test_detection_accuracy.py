@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import pytest
 
-from detection_evaluation import (NEGATIVES, evaluate_engine, iou,
-                                                  load_labels, match)
+from detection_evaluation import NEGATIVES, evaluate_engine, load_labels, match
+from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.engine import InferenceEngine
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,10 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
+from ros_onnx_vision.geometry import iou_matrix
 from ros_onnx_vision.smoothing.voting import (
     confirmation_frames, Detection, DetectionTracker, FrameRateEstimator, hungarian,
-    iou_matrix, LabelVoter, match_boxes, StampStatus)
+    LabelVoter, match_boxes, StampStatus)
 
 NOMINAL = {10: 5, 15: 8, 30: 15, 60: 30}
 
@@ -267,14 +268,6 @@ def test_tracker_validation(kwargs, message):
 
 
 # --- association --------------------------------------------------------------------------
-
-def test_iou_matrix():
-    iou = iou_matrix([(0, 0, 10, 10)], [(0, 0, 10, 10), (5, 0, 15, 10), (20, 20, 30, 30),
-                                        (3, 3, 3, 8)])
-    assert iou.shape == (1, 4)
-    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0, 0.0])
-    assert iou_matrix([], [(0, 0, 1, 1)]).shape == (0, 1)
-
 
 def greedy(weight: np.ndarray) -> list[tuple[int, int]]:
     """First-come association by descending IoU, as the optimal one must beat."""
