@@ -42,13 +42,13 @@ def frames_for(card: str) -> list[np.ndarray]:
 def bench(card: str, frames: int, threads: int, node) -> dict:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
-    from vision_msgs.msg import Classification, Detection2DArray
 
     from ros_onnx_vision.ros.image_conversion import numpy_to_image
-    from ros_onnx_vision.ros.inference_node import result_to_msg, to_engine_image
+    from ros_onnx_vision.ros.inference_node import to_engine_image
+    from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg
     from ros_onnx_vision.inference.engine import InferenceEngine
     engine = InferenceEngine.from_card_file(ROOT / 'models' / card, intra_op_threads=threads)
-    msg_type = Detection2DArray if engine.card.task == 'detection' else Classification
+    msg_type = RESULT_MESSAGES[engine.card.task]
     publisher = node.create_publisher(msg_type, f'bench_{engine.card.task}', 10)
     images: list[Image] = [numpy_to_image(f, 'bgr8', Header(frame_id='camera'))
                            for f in frames_for(card)]

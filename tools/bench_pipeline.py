@@ -225,7 +225,7 @@ class Probe:
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from diagnostic_msgs.msg import DiagnosticArray
         from std_msgs.msg import UInt64
-        from vision_msgs.msg import Classification, Detection2DArray
+        from ros_onnx_vision.ros.messages import RESULT_MESSAGES
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=self.domain)
         self.node = rclpy.create_node('bench_probe', context=self.context)
@@ -233,7 +233,7 @@ class Probe:
         self.executor.add_node(self.node)
         graph = pipeline(self.task)
         self.graph = graph
-        kind = Detection2DArray if graph.inference_task == 'detection' else Classification
+        kind = RESULT_MESSAGES[graph.inference_task]
         reliable = QoSProfile(depth=100)
         self.node.create_subscription(kind, graph.smoothed_topic,
                                       lambda m: self._record(self.smoothed, m), reliable)

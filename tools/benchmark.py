@@ -107,9 +107,10 @@ def accuracy() -> list[dict]:
     """Person recall/precision of every detection card on the labelled images."""
     from detection_evaluation import evaluate_card
     from ros_onnx_vision.inference.model_card import load_model_card
+    from ros_onnx_vision.results import Task
     rows = []
     for path in sorted((ROOT / 'models').glob('*.yaml')):
-        if load_model_card(path).task != 'detection':
+        if load_model_card(path).task is not Task.DETECTION:
             continue
         evaluation = evaluate_card(path)
         rows.append({'card': path.name, **evaluation.to_dict()})

@@ -27,15 +27,14 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Classification, Detection2DArray
 
 import demo_inputs
-from demo_report import (draw_frame, FrameRecord, summary, summary_figure,
-                                         write_jsonl)
+from demo_report import draw_frame, FrameRecord, summary, summary_figure, write_jsonl
 from ros_onnx_vision.ros.graph import pipeline, TASKS
 from graph_runner import GraphProcesses
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
-from ros_onnx_vision.ros.messages import results_as_dicts
+from ros_onnx_vision.results import Detection, Result
+from ros_onnx_vision.ros.messages import RESULT_MESSAGES, results_from_msg
 from ros_onnx_vision.ros.environment import (apply_fastdds_profile, keep_image_buffers,
                                              node_environment)
 
@@ -85,9 +84,9 @@ class Recorder:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         graph = pipeline(task)
-        result_type = Detection2DArray if graph.inference_task == 'detection' else Classification
+        result_type = RESULT_MESSAGES[graph.inference_task]
         self.frames: dict[float, bytes] = {}  # stamp -> JPEG
-        self.raw: dict[float, list[dict]] = {}
+        self.raw: dict[float, list[Result]] = {}
         self.records: dict[float, FrameRecord] = {}
         reliable = QoSProfile(depth=100)
         self.node.create_subscription(Image, 'image_raw', self.on_image,
@@ -106,12 +105,12 @@ class Recorder:
                                                                     85])[1].tobytes()
 
     def on_raw(self, msg) -> None:
-        self.raw[self.stamp(msg)] = results_as_dicts(msg)
+        self.raw[self.stamp(msg)] = results_from_msg(msg)
 
     def on_smoothed(self, msg) -> None:
         stamp = self.stamp(msg)
         self.records[stamp] = FrameRecord(
-            frame=0, stamp=stamp, raw=self.raw.get(stamp, []), confirmed=results_as_dicts(msg),
+            frame=0, stamp=stamp, raw=self.raw.get(stamp, []), confirmed=results_from_msg(msg),
             latency_ms=round((time.time() - stamp) * 1e3, 2))
 
     def spin(self, seconds: float) -> None:
@@ -230,8 +229,8 @@ def progress(recorder: Recorder, demo: DemoInput) -> None:
     latest = recorder.records[results[-1]] if results else None
     latency = np.median([recorder.records[s].latency_ms for s in results[-30:]]) \
         if results else float('nan')
-    confirmed = ', '.join(f'#{d["id"]}' if 'id' in d else d['label']
-                          for d in (latest.confirmed if latest else [])) or 'nothing'
+    confirmed = ', '.join(f'#{r.track_id}' if isinstance(r, Detection) else r.label
+                          for r in (latest.confirmed if latest else [])) or 'nothing'
     print(f'[demo] frames {len(stamps)} ({(len(stamps) - 1) / span if span else 0:.1f} Hz) | '
           f'results {len(results)} ({rate:.1f} Hz) | latency p50 {latency:.0f} ms | '
           f'confirmed: {confirmed}', flush=True)

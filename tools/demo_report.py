@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ros_onnx_vision.inference.annotation import draw_confirmed
+from ros_onnx_vision.results import Detection, Result, Task
 
 
 @dataclass
@@ -19,40 +20,51 @@ class FrameRecord:
 
     frame: int
     stamp: float
-    raw: list[dict[str, Any]] = field(default_factory=list)  # inference_node results
-    confirmed: list[dict[str, Any]] = field(default_factory=list)  # smoothing_node output
+    raw: list[Result] = field(default_factory=list)  # inference_node results
+    confirmed: list[Result] = field(default_factory=list)  # smoothing_node output
     latency_ms: float | None = None  # camera stamp -> smoothed result received
     truth: int | None = None  # digits: the digit shown
 
 
-def draw_frame(image: np.ndarray, record: FrameRecord | None, task: str) -> np.ndarray:
+def draw_frame(image: np.ndarray, record: FrameRecord | None, task: Task) -> np.ndarray:
     """The frame with the latest confirmed results (bold) over its raw results (thin)."""
     if record is None:
         return draw_confirmed(image, [], None, task, 'not processed yet')
     return draw_confirmed(image, record.raw, record.confirmed, task, f'frame {record.frame}')
 
 
+def result_dict(result: Result) -> dict[str, Any]:
+    """results.jsonl form: detections as {id, label, score, box}, else {label, score}."""
+    if isinstance(result, Detection):
+        return {'id': result.track_id, 'label': result.label, 'score': round(result.score, 3),
+                'box': [round(v, 1) for v in result.box]}
+    return {'label': result.label, 'score': round(result.score, 3)}
+
+
 def write_jsonl(path: Path, records: Sequence[FrameRecord]) -> None:
     with path.open('w') as out:
         for record in records:
-            out.write(json.dumps(asdict(record)) + '\n')
+            line = asdict(record)
+            line['raw'] = [result_dict(r) for r in record.raw]
+            line['confirmed'] = [result_dict(r) for r in record.confirmed]
+            out.write(json.dumps(line) + '\n')
 
 
 def _changes(values: Sequence[Any]) -> int:
     return sum(1 for a, b in zip(values, values[1:]) if a != b)
 
 
-def summary(records: Sequence[FrameRecord], task: str, camera_fps: float) -> dict[str, Any]:
+def summary(records: Sequence[FrameRecord], task: Task, camera_fps: float) -> dict[str, Any]:
     """Headline figures: latency, rate, flicker raw vs confirmed, confirmation delay."""
     done = [r for r in records if r.latency_ms is not None]
     latency = np.array([r.latency_ms for r in done]) if done else np.zeros(1)
     span = (done[-1].stamp - done[0].stamp) if len(done) > 1 else 0.0
-    if task == 'detection':
+    if task is Task.DETECTION:
         raw_series = [len(r.raw) for r in done]
         confirmed_series = [len(r.confirmed) for r in done]
     else:
-        raw_series = [r.raw[0]['label'] if r.raw else None for r in done]
-        confirmed_series = [r.confirmed[0]['label'] if r.confirmed else None for r in done]
+        raw_series = [r.raw[0].label if r.raw else None for r in done]
+        confirmed_series = [r.confirmed[0].label if r.confirmed else None for r in done]
     out = {
         'frames': len(records), 'results': len(done),
         'processed_rate_hz': round((len(done) - 1) / span, 2) if span > 0 else 0.0,
@@ -62,7 +74,7 @@ def summary(records: Sequence[FrameRecord], task: str, camera_fps: float) -> dic
         'latency_ms_p99': round(float(np.percentile(latency, 99)), 1),
         'raw_changes': _changes(raw_series), 'confirmed_changes': _changes(confirmed_series),
     }
-    if task == 'classification':
+    if task is Task.CLASSIFICATION:
         out.update(_digit_scores(done))
     return out
 
@@ -73,7 +85,7 @@ def _digit_scores(done: Sequence[FrameRecord]) -> dict[str, Any]:
     start: FrameRecord | None = None
     confirmed_this = False
     for prev, rec in zip([None, *done], done):
-        label = rec.confirmed[0]['label'] if rec.confirmed else None
+        label = rec.confirmed[0].label if rec.confirmed else None
         if rec.truth is not None and (prev is None or prev.truth != rec.truth):
             start, confirmed_this, shown = rec, False, shown + 1
         if label is not None:
@@ -92,7 +104,7 @@ def _digit_scores(done: Sequence[FrameRecord]) -> dict[str, Any]:
             'confirmed_on_blank_frames': held_frames}
 
 
-def summary_figure(path: Path, records: Sequence[FrameRecord], task: str,
+def summary_figure(path: Path, records: Sequence[FrameRecord], task: Task,
                    figures: dict[str, Any], title: str) -> None:
     """One page: raw vs confirmed over time, end-to-end latency, processing rate."""
     import matplotlib
@@ -106,7 +118,7 @@ def summary_figure(path: Path, records: Sequence[FrameRecord], task: str,
     fig, axes = plt.subplots(3, 1, figsize=(11, 10), sharex=True,
                              gridspec_kw={'height_ratios': [2, 1, 1]})
     ax = axes[0]
-    if task == 'detection':
+    if task is Task.DETECTION:
         ax.plot(t, [len(r.raw) for r in done], color='0.6', lw=1, label='raw (inference_node)')
         ax.step(t, [len(r.confirmed) for r in done], where='post', color='tab:green', lw=2,
                 label='confirmed (smoothing_node)')
@@ -114,9 +126,9 @@ def summary_figure(path: Path, records: Sequence[FrameRecord], task: str,
     else:
         truth = [r.truth if r.truth is not None else np.nan for r in done]
         ax.plot(t, truth, color='tab:blue', lw=8, alpha=0.2, label='digit shown')
-        raw = [float(r.raw[0]['label']) if r.raw else np.nan for r in done]
+        raw = [float(r.raw[0].label) if r.raw else np.nan for r in done]
         ax.plot(t, raw, '.', color='0.5', ms=4, label='raw top label')
-        confirmed = [float(r.confirmed[0]['label']) if r.confirmed else np.nan for r in done]
+        confirmed = [float(r.confirmed[0].label) if r.confirmed else np.nan for r in done]
         ax.step(t, confirmed, where='post', color='tab:green', lw=2, label='confirmed label')
         ax.set_yticks(range(10))
         ax.set_ylabel('digit')

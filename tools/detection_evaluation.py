@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 
 from ros_onnx_vision.geometry import Box, iou
+from ros_onnx_vision.results import Task
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / 'test' / 'data'
@@ -178,7 +179,7 @@ def evaluate_engine(engine: Any, labels: Mapping[str, Any] | None = None,
     ``ValueError`` for a card that is not a detection card or has no ``person`` label.
     """
     card = engine.card
-    if card.task != 'detection' or 'person' not in card.labels:
+    if card.task is not Task.DETECTION or 'person' not in card.labels:
         raise ValueError(f'model card {card.path}: person evaluation needs a detection card '
                          f"with a 'person' label (task is {card.task!r})")
     labels = load_labels() if labels is None else labels

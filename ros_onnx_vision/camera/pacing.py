@@ -84,11 +84,6 @@ class RatePacer:
         """The target rate (0 = as fast as possible)."""
         return self._fps
 
-    @property
-    def period(self) -> float:
-        """Seconds between slots (0 when unpaced)."""
-        return 1.0 / self._fps if self._fps else 0.0
-
     def set_rate(self, fps: float) -> None:
         """Change the rate; the next slot comes one new period after the last released one."""
         fps = _check_fps(fps)

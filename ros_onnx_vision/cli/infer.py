@@ -16,16 +16,17 @@ import argparse
 import json
 from pathlib import Path
 import sys
-from typing import Iterator, Sequence, TextIO
+from typing import Sequence, TextIO
 
 import cv2
 import numpy as np
 
+from ros_onnx_vision.camera.frame_sources import (FrameSource, open_source, SourceError,
+                                                  SourceKind, VIDEO_EXTENSIONS)
 from ros_onnx_vision.inference.annotation import draw_result
-from ros_onnx_vision.inference.model_card import ModelCardError, load_model_card
-from ros_onnx_vision.inference.engine import InferenceEngine, ModelLoadError, ProviderError
-
-VIDEO_SUFFIXES = {'.avi', '.mp4', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv'}
+from ros_onnx_vision.inference.engine import InferenceEngine
+from ros_onnx_vision.inference.model_card import load_model_card, ModelCardError
+from ros_onnx_vision.inference.session import ModelLoadError, ProviderError
 
 
 class _UsageError(Exception):
@@ -60,39 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        capture = cv2.VideoCapture(str(path))
-        if not capture.isOpened():
-            raise _UsageError(f'cannot open video {path}')
-        try:
-            index = 0
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                yield index, frame
-                index += 1
-        finally:
-            capture.release()
-        return
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise _UsageError(f'cannot read image {path} (not an image or video OpenCV can decode)')
-    yield 0, image
-
-
 class _AnnotationWriter:
     """Annotated frames to ``DIR/<stem>.png`` (images) or ``DIR/<stem>.avi`` (videos)."""
 
-    def __init__(self, directory: Path, source: Path, fps: float) -> None:
+    def __init__(self, directory: Path, source: Path, fps: float, is_video: bool) -> None:
         self.directory = directory
         self.source = source
         self.fps = fps
+        self.is_video = is_video
         self.video: cv2.VideoWriter | None = None
 
     def write(self, frame_index: int, image: np.ndarray) -> None:
-        if self.source.suffix.lower() not in VIDEO_SUFFIXES:
+        if not self.is_video:
             cv2.imwrite(str(self.directory / f'{self.source.stem}.png'), image)
             return
         if self.video is None:
@@ -106,6 +86,19 @@ class _AnnotationWriter:
             self.video.release()
 
 
+def _kind(path: Path) -> SourceKind:
+    """A video by its suffix, else an image (OpenCV reads images by content, any suffix)."""
+    return SourceKind.VIDEO if path.suffix.lower() in VIDEO_EXTENSIONS else SourceKind.IMAGE
+
+
+def _open(path: Path) -> FrameSource:
+    """The camera's own reader for one file: the same decoding as camera_node."""
+    try:
+        return open_source(str(path), _kind(path), loop=False)
+    except SourceError as error:
+        raise _UsageError(str(error)) from None
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run the parsed command; JSON lines to ``out``, report and errors to ``err``."""
     card_path = Path(args.model)
@@ -116,7 +109,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if missing:
         raise _UsageError(f'input file(s) not found: {", ".join(missing)}')
     for path in files:  # before any output, so that a bad file in the list fails fast
-        if path.suffix.lower() not in VIDEO_SUFFIXES and not cv2.haveImageReader(str(path)):
+        if _kind(path) is SourceKind.IMAGE and not cv2.haveImageReader(str(path)):
             raise _UsageError(f'cannot read image {path} (not an image or video OpenCV can '
                               'decode)')
     card = load_model_card(card_path)
@@ -133,22 +126,21 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if annotate_dir is not None:
         annotate_dir.mkdir(parents=True, exist_ok=True)
     for path in files:
-        fps = 0.0
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            probe = cv2.VideoCapture(str(path))
-            fps = probe.get(cv2.CAP_PROP_FPS)
-            probe.release()
-        writer = _AnnotationWriter(annotate_dir, path, fps) if annotate_dir else None
+        source = _open(path)
+        writer = (_AnnotationWriter(annotate_dir, path, source.nominal_fps or 0.0,
+                                    source.kind is SourceKind.VIDEO) if annotate_dir else None)
         try:
-            for index, frame in _frames(path):
-                if args.max_frames and index >= args.max_frames:
+            while (frame := source.read()) is not None:
+                if args.max_frames and frame.index >= args.max_frames:
                     break
-                result = engine.infer(frame, 'BGR')
-                record = {'file': str(path), 'frame': index, **result.to_dict()}
+                image = frame.image
+                result = engine.infer(image, 'GRAY' if image.ndim == 2 else 'BGR')
+                record = {'file': str(path), 'frame': frame.index, **result.to_dict()}
                 out.write(json.dumps(record) + '\n')
                 if writer is not None:
-                    writer.write(index, draw_result(frame, result, in_place=True))
+                    writer.write(frame.index, draw_result(image, result, in_place=True))
         finally:
+            source.close()
             if writer is not None:
                 writer.close()
     mean = engine.timings.mean

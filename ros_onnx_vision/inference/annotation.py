@@ -8,16 +8,12 @@ Sizes scale with the image so the text stays readable from 320x240 to full HD.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
-from ros_onnx_vision.inference.decoders import Classification
-from ros_onnx_vision.inference.postprocessing import Detection
-
-if TYPE_CHECKING:
-    from ros_onnx_vision.inference.engine import InferenceResult
+from ros_onnx_vision.results import Detection, Hypothesis, InferenceResult, Result, Task
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # Distinct, saturated BGR colours; the class id picks one.
@@ -29,9 +25,9 @@ NO_DIGIT_COLOR = (0, 0, 255)
 ROI_COLOR = (0, 215, 255)
 
 
-def class_color(class_id: int) -> tuple[int, int, int]:
-    """BGR colour of a class."""
-    return PALETTE[class_id % len(PALETTE)]
+def class_color(class_index: int | None) -> tuple[int, int, int]:
+    """BGR colour of a class (the first colour when the index is unknown)."""
+    return PALETTE[(class_index or 0) % len(PALETTE)]
 
 
 def _canvas(image: np.ndarray, in_place: bool) -> np.ndarray:
@@ -68,27 +64,26 @@ def draw_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, i
 
 
 def draw_detections(image: np.ndarray, detections: Sequence[Detection], *,
-                    track_ids: Sequence[int | None] | None = None,
                     in_place: bool = False) -> np.ndarray:
-    """Boxes with 'label score' (and '#id' when ``track_ids`` gives one per detection)."""
+    """Boxes with 'label score' (and '#id' for a detection with a ``track_id``)."""
     canvas = _canvas(image, in_place)
     font_scale, text_thickness, line = _style(canvas)
     corners = [tuple(int(round(v)) for v in det.box) for det in detections]
     for det, (x1, y1, x2, y2) in zip(detections, corners):
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), class_color(det.class_id), line)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), class_color(det.class_index), line)
     # Labels after all boxes, the best detection last so that its label is never covered.
     for index in sorted(range(len(detections)), key=lambda i: detections[i].score):
         det = detections[index]
         text = f'{det.label} {det.score:.2f}'
-        if track_ids is not None and track_ids[index] is not None:
-            text = f'#{track_ids[index]} {text}'
+        if det.track_id:
+            text = f'#{det.track_id} {text}'
         x1, y1 = corners[index][:2]
-        draw_label(canvas, text, x1 - line // 2, y1 - line // 2, class_color(det.class_id),
+        draw_label(canvas, text, x1 - line // 2, y1 - line // 2, class_color(det.class_index),
                    font_scale, text_thickness)
     return canvas
 
 
-def draw_classification(image: np.ndarray, classifications: Sequence[Classification], *,
+def draw_classification(image: np.ndarray, classifications: Sequence[Hypothesis], *,
                         roi_box: tuple[int, int, int, int] | None = None,
                         digit_box: tuple[int, int, int, int] | None = None,
                         no_digit: str | None = None, in_place: bool = False) -> np.ndarray:
@@ -114,7 +109,7 @@ def draw_classification(image: np.ndarray, classifications: Sequence[Classificat
                        text_thickness)
         return canvas
     best = classifications[0]
-    color = class_color(best.class_id)
+    color = class_color(best.class_index)
     if digit_box is not None:
         cv2.rectangle(canvas, digit_box[:2], digit_box[2:], color, line)
         anchor = digit_box[:2]
@@ -124,42 +119,40 @@ def draw_classification(image: np.ndarray, classifications: Sequence[Classificat
 
 
 def draw_result(image: np.ndarray, result: InferenceResult, *,
-                track_ids: Sequence[int | None] | None = None,
                 in_place: bool = False) -> np.ndarray:
     """Draw an :class:`InferenceResult` of either task."""
-    if result.task == 'detection':
-        return draw_detections(image, result.detections, track_ids=track_ids,
-                               in_place=in_place)
+    if result.task is Task.DETECTION:
+        return draw_detections(image, result.detections, in_place=in_place)
     return draw_classification(image, result.classifications, roi_box=result.roi_box,
                                digit_box=result.digit_box, no_digit=result.no_digit,
                                in_place=in_place)
 
 
-def draw_confirmed(image: np.ndarray, raw: Sequence[dict], confirmed: Sequence[dict] | None,
-                   task: str, caption: str = '') -> np.ndarray:
+def draw_confirmed(image: np.ndarray, raw: Sequence[Result], confirmed: Sequence[Result] | None,
+                   task: Task, caption: str = '') -> np.ndarray:
     """Confirmed results bold over thin raw ones, on a copy of a BGR image.
 
-    ``raw`` / ``confirmed`` are result dicts (``messages.results_as_dicts``): detections with
-    ``box`` (and ``id`` when tracked), or classifications with ``label`` and ``score``.
-    ``confirmed`` None means no smoothed result is known (smoothing_node not running).
+    ``raw`` / ``confirmed``: detections (confirmed ones carry their ``track_id``) or class
+    hypotheses, best first. ``confirmed`` None means no smoothed result is known
+    (smoothing_node not running).
     """
     canvas = _canvas(image, in_place=False)
     font_scale, text_thickness, line = _style(canvas)
-    if task == 'detection':
+    if task is Task.DETECTION:
         for det in raw:
-            x1, y1, x2, y2 = (int(v) for v in det['box'])
+            x1, y1, x2, y2 = (int(v) for v in det.box)
             cv2.rectangle(canvas, (x1, y1), (x2, y2), (170, 170, 170), 1)
         for det in confirmed or []:
-            x1, y1, x2, y2 = (int(v) for v in det['box'])
-            track = str(det.get('id', ''))
+            x1, y1, x2, y2 = (int(v) for v in det.box)
+            track = det.track_id
             color = class_color(int(track) if track.isdigit() else 0)
             cv2.rectangle(canvas, (x1, y1), (x2, y2), color, line)
-            draw_label(canvas, f'#{track} {det["label"]} {det["score"]:.2f}', x1, y1, color,
+            draw_label(canvas, f'#{track} {det.label} {det.score:.2f}', x1, y1, color,
                        font_scale, text_thickness)
         status = f'confirmed {len(confirmed or [])}, raw {len(raw)}'
     else:
-        best = raw[0]['label'] if raw else '-'
-        label = confirmed[0]['label'] if confirmed else None
+        best = raw[0].label if raw else '-'
+        label = confirmed[0].label if confirmed else None
         if label is not None:
             draw_label(canvas, label, 10, canvas.shape[0] - 10, (0, 150, 0), font_scale * 3,
                        text_thickness * 3)

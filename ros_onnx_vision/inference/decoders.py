@@ -31,19 +31,6 @@ class RawDetections(NamedTuple):
     class_ids: np.ndarray  # int64 [N]
 
 
-@dataclass(frozen=True)
-class Classification:
-    """One class hypothesis of a classification model."""
-
-    class_id: int
-    label: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form: class_id, label, score (4 decimals)."""
-        return {'class_id': self.class_id, 'label': self.label, 'score': round(self.score, 4)}
-
-
 def empty_detections() -> RawDetections:
     """No detections."""
     return RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),

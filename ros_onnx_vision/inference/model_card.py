@@ -18,8 +18,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from ros_onnx_vision.inference import decoders
+from ros_onnx_vision.results import Task
 
-TASKS = ('detection', 'classification')
+TASKS = tuple(task.value for task in Task)
 LAYOUTS = ('NCHW', 'NHWC')
 DTYPES = ('float32', 'uint8')
 COLOR_ORDERS = ('BGR', 'RGB', 'GRAY')
@@ -107,7 +108,7 @@ class ModelCard:
 
     path: Path
     name: str
-    task: str
+    task: Task
     model_path: Path
     sha256: str | None
     input: InputSpec
@@ -355,7 +356,7 @@ def load_model_card(path: str | Path, *, verify_sha256: bool = True) -> ModelCar
     card_dir = card_path.parent
 
     name = top.str_('name', card_path.stem)
-    task = top.choice('task', TASKS)
+    task = Task(top.choice('task', TASKS))
     model_file = top.str_('file')
     model_path = (card_dir / model_file).resolve()
     if not model_path.is_file():
@@ -376,7 +377,7 @@ def load_model_card(path: str | Path, *, verify_sha256: bool = True) -> ModelCar
     input_spec = _read_input(top.sub('input'))
     dec = top.sub('decoder')
     dec.check_keys({'type', 'options'})
-    allowed = (decoders.CLASSIFICATION_DECODERS if task == 'classification'
+    allowed = (decoders.CLASSIFICATION_DECODERS if task is Task.CLASSIFICATION
                else decoders.DETECTION_DECODERS)
     dec_type = dec.choice('type', tuple(allowed))
     decoder = DecoderSpec(dec_type, dict(dec.sub('options', {}).data))
@@ -387,8 +388,9 @@ def load_model_card(path: str | Path, *, verify_sha256: bool = True) -> ModelCar
     th.check_keys({'score', 'nms_iou'})
     digit = None
     if 'digit_preprocessing' in data:
-        if task != 'classification':
-            raise top.error('task', task, "'classification' when digit_preprocessing is given")
+        if task is not Task.CLASSIFICATION:
+            raise top.error('task', task.value,
+                            "'classification' when digit_preprocessing is given")
         digit = _read_digit(top.sub('digit_preprocessing', {}))
     provenance = top.raw('provenance', {})
     return ModelCard(
@@ -402,7 +404,7 @@ def load_model_card(path: str | Path, *, verify_sha256: bool = True) -> ModelCar
         labels=labels,
         labels_path=labels_path,
         # Unset: 0.35 for detection (a common default), none for classification.
-        score_threshold=th.number('score', 0.35 if task == 'detection' else 0.0, lo=0, hi=1),
+        score_threshold=th.number('score', 0.35 if task is Task.DETECTION else 0.0, lo=0, hi=1),
         nms_iou=th.number('nms_iou', 0.5, lo=0, hi=1),
         class_filter=_class_filter(top, top.raw('class_filter', []), labels),
         top_k=top.number('top_k', 5, lo=1, hi=100000, integer=True),
@@ -533,7 +535,7 @@ def apply_overrides(card: ModelCard, *, score_threshold: float | None = None,
     if class_filter is not None:
         changes['class_filter'] = _class_filter(reader, list(class_filter), card.labels)
     if digit_roi is not None:
-        if card.task != 'classification':
+        if card.task is not Task.CLASSIFICATION:
             raise reader.error('digit_roi', list(digit_roi), 'no region for a detection card')
         changes['digit'] = dataclasses.replace(
             card.digit or DigitSpec(), roi=_read_roi(reader, 'digit_roi', (0, 0, 1, 1)))

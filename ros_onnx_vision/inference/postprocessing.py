@@ -7,32 +7,17 @@ source image are written once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ros_onnx_vision.geometry import iou_matrix
 from ros_onnx_vision.inference.decoders import RawDetections
 from ros_onnx_vision.inference.preprocessing import ScaleInfo
+from ros_onnx_vision.results import Detection
 
 # Candidates kept (by score) before NMS, which is quadratic in their number.
 MAX_CANDIDATES = 2000
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One detection; ``box`` is x1, y1, x2, y2 in source-image pixels, inside the image."""
-
-    class_id: int
-    label: str
-    score: float
-    box: tuple[float, float, float, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form: class_id, label, score (4 decimals), box (2 decimals)."""
-        return {'class_id': self.class_id, 'label': self.label,
-                'score': round(self.score, 4), 'box': [round(v, 2) for v in self.box]}
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
@@ -85,6 +70,6 @@ def postprocess(raw: RawDetections, scale: ScaleInfo, *, score_threshold: float,
         order = nms(boxes, scores, nms_iou, classes, max_detections)
     else:
         order = np.argsort(-scores, kind='stable')[:max_detections]
-    return [Detection(int(c), labels[c] if 0 <= c < len(labels) else f'class_{c}',
-                      float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+    return [Detection(labels[c] if 0 <= c < len(labels) else f'class_{c}', float(s),
+                      (float(b[0]), float(b[1]), float(b[2]), float(b[3])), class_index=int(c))
             for b, s, c in zip(boxes[order], scores[order], classes[order])]

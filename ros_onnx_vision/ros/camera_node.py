@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -20,17 +21,17 @@ from std_msgs.msg import Header, UInt64
 
 from ros_onnx_vision.camera.calibration import (CameraCalibration, default_calibration,
                                                 load_calibration, scaled)
-from ros_onnx_vision.ros.diagnostics import CameraMonitor, CameraSnapshot, Status
 from ros_onnx_vision.camera.frame_sources import (Backoff, convert_frame, Frame, FrameSource,
-                                           infer_kind, open_source, parse_kind, SourceError,
-                                           SourceKind, SourceReadError)
-from ros_onnx_vision.ros.image_conversion import numpy_to_image
-from ros_onnx_vision.ros.node_support import declare_parameters, DiagnosticsPublisher, qos, run_node
+                                                  infer_kind, open_source, parse_kind, SourceError,
+                                                  SourceKind, SourceReadError)
 from ros_onnx_vision.camera.pacing import RateMeter, RatePacer
+from ros_onnx_vision.ros.diagnostics import CameraMonitor, CameraSnapshot, Status
+from ros_onnx_vision.ros.image_conversion import numpy_to_image
+from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
+                                              run_node)
 from ros_onnx_vision.ros.parameters import CAMERA_NODE
 
 DEFAULT_FPS = 30.0  # for sources that have no rate of their own
-LIVE_KINDS = (SourceKind.DEVICE, SourceKind.STREAM)
 STATS_PERIOD = 10.0  # seconds between rate / cost log lines
 
 
@@ -43,8 +44,8 @@ def camera_info_msg(calib: CameraCalibration, header: Header) -> CameraInfo:
 class CameraNode(Node):
     """Thin ROS wrapper: open the source, pace, convert, stamp, publish."""
 
-    def __init__(self) -> None:
-        super().__init__('camera_node')
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('camera_node', **kwargs)  # kwargs: e.g. context (tests)
         self.params = declare_parameters(self, CAMERA_NODE)
         p = self.params
         if p['fps'] < 0 and p['fps'] != -1:
@@ -54,7 +55,7 @@ class CameraNode(Node):
         self.calibration = (load_calibration(p['camera_info_url']) if p['camera_info_url']
                             else None)
         self.source: FrameSource | None = None
-        if self.kind not in LIVE_KINDS:
+        if not self.kind.live:
             self.source = self._open()  # files fail here, at start, with a clear message
         self.finished = False
         self.published = 0
@@ -98,7 +99,7 @@ class CameraNode(Node):
         fps = self.params['fps']
         if fps >= 0:
             return fps
-        if self.kind in LIVE_KINDS:
+        if self.kind.live:
             return 0.0  # the device or stream paces itself; reading slower would add delay
         return source.nominal_fps or DEFAULT_FPS
 

@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ros_onnx_vision.results import Task
+
 # diagnostic_msgs/DiagnosticStatus levels
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
@@ -265,7 +267,7 @@ class InferenceMonitor:
 class SmoothingSnapshot:
     """smoothing_node's counters; `idle_s` is on the node clock."""
 
-    task: str
+    task: Task
     input_topic: str
     received: int
     fps: float | None
@@ -295,13 +297,14 @@ class SmoothingMonitor:
             problems.append((WARN, f'stale input: nothing on {s.input_topic} for '
                                    f'{s.idle_s:.1f} s (timeout {s.timeout_s:g} s)'))
         problems += s.qos.problem()
-        what = 'tracks' if s.task == 'detection' else 'label'
+        task = Task(s.task)
+        what = 'tracks' if task is Task.DETECTION else 'label'
         ok = (f'N={s.n} at {s.fps:.2f} FPS, confirmed {what}: '
               f'{", ".join(s.confirmed) or "none"}' if s.fps is not None and s.n is not None
               else 'waiting for a frame rate estimate')
         level, message = _combine(problems, ok)
         values = {
-            'task': s.task,
+            'task': task.value,
             'input rate (Hz)': _hz(in_hz),
             'inputs received': str(s.received),
             'FPS estimate (stamps)': f'{s.fps:.2f}' if s.fps is not None else '-',

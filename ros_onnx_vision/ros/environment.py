@@ -75,10 +75,9 @@ def keep_image_buffers() -> bool:
     rclpy copies every received frame three times (Fast CDR into the C message, that into a
     `bytes`, that into the message's `array.array`) and frees the buffers again after the
     callback. With glibc's defaults, buffers of ~1 MB are either mmap()ed or sit at the top of the
-    heap, which free() trims, so every frame faults ~650 fresh pages back in: measured 4.3 ms p50
-    from publish() to the subscriber's callback for 640x480 bgr8, 2.1 ms with this call (page
-    faults are slow in VMs). This sets M_MMAP_THRESHOLD to 32 MiB and M_TRIM_THRESHOLD to 64 MiB:
-    the process then keeps up to 64 MiB of freed heap for reuse.
+    heap, which free() trims, so every frame faults hundreds of fresh pages back in (slow in
+    VMs; README, Performance, has the measured effect). This sets M_MMAP_THRESHOLD to 32 MiB and
+    M_TRIM_THRESHOLD to 64 MiB: the process then keeps up to 64 MiB of freed heap for reuse.
 
     Process-wide and idempotent; call it early (before rclpy.init()). Returns True when the
     thresholds are set, False elsewhere: not glibc, or the user chose malloc thresholds through

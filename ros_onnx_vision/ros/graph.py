@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ros_onnx_vision.results import Task
+
 PACKAGE = 'ros_onnx_vision'
 TASKS = ('human_detection', 'digit_classification')
 CAMERA_TOPIC = 'image_raw'
@@ -34,11 +36,17 @@ class Pipeline:
     """The nodes of one task, the parameter file they share and the topics that connect them."""
 
     task: str
-    inference_task: str  # 'detection' or 'classification' (the smoothing_node task)
+    inference_task: Task  # what the model does, hence the smoothing_node task and the topics
     parameters_file: str  # a file name under config/
-    result_topic: str
-    smoothed_topic: str
     nodes: tuple[NodeSpec, ...] = field(default=())
+
+    @property
+    def result_topic(self) -> str:
+        return self.inference_task.result_topic
+
+    @property
+    def smoothed_topic(self) -> str:
+        return self.inference_task.smoothed_topic
 
     def node(self, executable: str) -> NodeSpec:
         for spec in self.nodes:
@@ -51,26 +59,6 @@ class Pipeline:
         return dataclasses.replace(
             self, nodes=tuple(spec for spec in self.nodes if spec.executable in executables))
 
-    def published_topics(self) -> dict[str, set[str]]:
-        """Topic names each node publishes, after remapping (for connection checks)."""
-        topics = {
-            'camera_node': {CAMERA_TOPIC, 'camera_info'},
-            'inference_node': {self.result_topic, 'image_annotated', 'label_info'},
-            'smoothing_node': {self.smoothed_topic},
-        }
-        return {spec.executable: {_remap(spec, t) for t in topics[spec.executable]}
-                for spec in self.nodes}
-
-    def subscribed_topics(self) -> dict[str, set[str]]:
-        topics = {'camera_node': set(), 'inference_node': {CAMERA_TOPIC},
-                  'smoothing_node': {self.result_topic}}
-        return {spec.executable: {_remap(spec, t) for t in topics[spec.executable]}
-                for spec in self.nodes}
-
-
-def _remap(spec: NodeSpec, topic: str) -> str:
-    return dict(spec.remappings).get(topic, topic)
-
 
 def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
     """The graph of `task`. With `image_topic` set, attach to that existing camera topic
@@ -78,8 +66,6 @@ def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
     """
     if task not in TASKS:
         raise ValueError(f'unknown task {task!r}; expected one of {", ".join(TASKS)}')
-    detection = task == 'human_detection'
-    result = 'detections' if detection else 'classification'
     nodes = []
     inference_remaps: tuple[tuple[str, str], ...] = ()
     if image_topic and image_topic != CAMERA_TOPIC:
@@ -88,9 +74,9 @@ def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
         nodes.append(NodeSpec('camera_node'))
     nodes.append(NodeSpec('inference_node', inference_remaps))
     nodes.append(NodeSpec('smoothing_node'))
-    return Pipeline(task=task, inference_task='detection' if detection else 'classification',
-                    parameters_file=f'{task}.yaml', result_topic=result,
-                    smoothed_topic=f'{result}_smoothed', nodes=tuple(nodes))
+    inference_task = Task.DETECTION if task == 'human_detection' else Task.CLASSIFICATION
+    return Pipeline(task=task, inference_task=inference_task, parameters_file=f'{task}.yaml',
+                    nodes=tuple(nodes))
 
 
 def node_overrides(pipe: Pipeline, *, source: str = '', model: str = '',

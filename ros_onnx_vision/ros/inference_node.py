@@ -17,9 +17,9 @@ diagnostics rules in `diagnostics`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 import math
+from pathlib import Path
 import threading
 import time
 from typing import Any
@@ -34,17 +34,18 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
 
 from ros_onnx_vision.inference.annotation import draw_confirmed, draw_result
-from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
-                                         Status)
-from ros_onnx_vision.ros.image_conversion import image_to_numpy, ImageConversionError, numpy_to_image
-from ros_onnx_vision.ros.messages import result_to_msg, results_as_dicts
-from ros_onnx_vision.inference.model_card import (apply_overrides, load_model_card, ModelCard,
-                                        ModelCardError)
-from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
-                                          qos_mismatch_callbacks, run_node, stamp_to_seconds)
-from ros_onnx_vision.inference.engine import InferenceEngine
-from ros_onnx_vision.ros.parameters import INFERENCE_NODE
+from ros_onnx_vision.inference.engine import InferenceEngine, TimingStats
+from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, ModelCardError
 from ros_onnx_vision.resources import model_file
+from ros_onnx_vision.results import Result, Task
+from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
+                                             Status)
+from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
+                                                  numpy_to_image)
+from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg, results_from_msg
+from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
+                                              qos_mismatch_callbacks, run_node, stamp_to_seconds)
+from ros_onnx_vision.ros.parameters import INFERENCE_NODE
 
 # Encodings the node takes, and how each reaches the engine (colour order, conversion).
 INPUT_ENCODINGS = {'bgr8': 'BGR', 'rgb8': 'RGB', 'mono8': 'GRAY', '8UC1': 'GRAY',
@@ -77,12 +78,11 @@ class FrameStats:
     skipped: int = 0  # replaced by a newer frame before the worker took them
     errors: int = 0
     convert_ms: float = 0.0
-    pre_ms: float = 0.0
-    run_ms: float = 0.0
-    decode_ms: float = 0.0
     message_ms: float = 0.0
     publish_ms: float = 0.0
     latency_ms: float = 0.0  # image header stamp to result published, on the node clock
+    # Pre-processing, session run and decoding: timed by the engine itself.
+    engine: TimingStats = field(default_factory=TimingStats)
 
     def add(self, **stages_ms: float) -> None:
         self.processed += 1
@@ -91,10 +91,18 @@ class FrameStats:
             mean = getattr(self, name)
             setattr(self, name, mean + (value - mean) * weight)
 
+    def stages_ms(self) -> dict[str, float]:
+        """Mean milliseconds per stage of a frame, in pipeline order."""
+        engine = self.engine.mean
+        return {'convert': self.convert_ms, 'pre-processing': engine.pre_ms,
+                'inference (session run)': engine.run_ms, 'decoding': engine.post_ms,
+                'message': self.message_ms, 'publish': self.publish_ms}
+
     def summary(self) -> str:
+        engine = self.engine.mean
         return (f'{self.processed} processed, {self.skipped} skipped (newest-frame policy), '
                 f'{self.errors} errors; mean ms: convert {self.convert_ms:.2f}, pre '
-                f'{self.pre_ms:.2f}, run {self.run_ms:.2f}, decode {self.decode_ms:.2f}, '
+                f'{engine.pre_ms:.2f}, run {engine.run_ms:.2f}, decode {engine.post_ms:.2f}, '
                 f'message {self.message_ms:.2f}, publish {self.publish_ms:.2f}')
 
 
@@ -126,7 +134,8 @@ class InferenceNode(LifecycleNode):
         self.params = declare_parameters(self, INFERENCE_NODE)
         self.add_post_set_parameters_callback(self._on_parameters)
         self.engine: InferenceEngine | None = None
-        self._base_card: ModelCard | None = None
+        # rclpy has no public accessor of the lifecycle state; the transitions keep this one.
+        self.lifecycle_state = 'unconfigured'
         self.stats = FrameStats()
         self.finished = False
         self.exit_code = 0
@@ -141,7 +150,7 @@ class InferenceNode(LifecycleNode):
         self._label_pub = None
         self._stats_timer = None
         self._confirmed_sub = None
-        self._confirmed: list[dict] | None = None  # latest smoothing_node output, as dicts
+        self._confirmed: list[Result] | None = None  # latest smoothing_node output
         self._error_logged: dict[str, float] = {}  # kind of error -> when last logged
         # Diagnostics: node-clock time of the last image (or activation), last latency
         self._last_input: float | None = None
@@ -167,8 +176,7 @@ class InferenceNode(LifecycleNode):
                 intra_op_spinning=p['intra_op_spinning'],
                 graph_optimization=p['graph_optimization'],
                 optimized_model_cache=p['optimized_model_cache'])
-            self._base_card = engine.card  # as checked against the model, before overrides
-            engine.card = self._card_with_overrides()
+            engine.apply_overrides(**self._card_overrides(engine.base_card))
         except Exception as error:  # noqa: BLE001 - every failure must fail the transition
             self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
             return TransitionCallbackReturn.FAILURE
@@ -177,35 +185,33 @@ class InferenceNode(LifecycleNode):
         (self.get_logger().warning if report.fell_back else self.get_logger().info)(
             report.summary())
         task = engine.card.task
-        self._result_pub = self.create_publisher(
-            Detection2DArray if task == 'detection' else Classification,
-            'detections' if task == 'detection' else 'classification', 10)
-        self._annotated_pub = self.create_publisher(Image, 'image_annotated', 1)
+        msg_type = RESULT_MESSAGES[task]
+        self._result_pub = self.create_lifecycle_publisher(msg_type, task.result_topic, 10)
+        self._annotated_pub = self.create_lifecycle_publisher(Image, 'image_annotated', 1)
+        # label_info is latched at configure, so late joiners get it whatever the state.
         self._label_pub = self.create_publisher(
             LabelInfo, 'label_info',
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._label_pub.publish(self._label_info())
         if self.params['annotate_confirmed']:
-            msg_type = Detection2DArray if task == 'detection' else Classification
             self._confirmed_sub = self.create_subscription(
-                msg_type, f'{"detections" if task == "detection" else "classification"}'
-                '_smoothed', self._on_confirmed, 10)
+                msg_type, task.smoothed_topic, self.on_confirmed, 10)
         card = engine.card
+        self.lifecycle_state = 'inactive'
         self.get_logger().info(
             f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
             f'{card.input.layout}, decoder {card.decoder.type}), score >= '
             f'{card.score_threshold}, classes {list(card.class_filter) or "all"}')
         return TransitionCallbackReturn.SUCCESS
 
-    def _card_with_overrides(self, changed: Sequence[Parameter] = ()) -> ModelCard:
-        """The checked card with the node's parameters on top (negative/'card' = keep).
+    def _card_overrides(self, card: ModelCard,
+                        changed: Sequence[Parameter] = ()) -> dict[str, Any]:
+        """The node's parameters that override `card` (negative/'card' = keep the card's).
 
         `changed`: parameters being set now (post-set callbacks may run before the parameter
         dict is updated).
         """
         p = {**self.params, **{param.name: param.value for param in changed}}
-        card = self._base_card
-        assert card is not None
         overrides: dict[str, Any] = {}
         if p['score_threshold'] >= 0:
             overrides['score_threshold'] = p['score_threshold']
@@ -215,55 +221,63 @@ class InferenceNode(LifecycleNode):
             overrides['class_filter'] = list(p['class_filter'])
         if p['top_k'] > 0:
             overrides['top_k'] = p['top_k']
-        if card.task == 'classification' and card.digit is not None:
+        if card.task is Task.CLASSIFICATION and card.digit is not None:
             overrides['digit_roi'] = list(p['digit_roi'])
-        return apply_overrides(card, **overrides)
+        return overrides
 
     def _on_parameters(self, params: list[Parameter]) -> None:
         """Live changes of thresholds, filter, top-k and region, applied between frames."""
         if self.engine is None or not {p.name for p in params} & LIVE_CARD_PARAMETERS:
             return
         try:
-            self.engine.card = self._card_with_overrides(params)
+            self.engine.apply_overrides(**self._card_overrides(self.engine.base_card, params))
             self.get_logger().info('model card overrides updated: ' + ', '.join(
                 f'{p.name}={p.value}' for p in params))
         except ModelCardError as error:
             self.get_logger().error(f'parameter change not applied: {error}')
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stats = FrameStats()
+        assert self.engine is not None
+        self.engine.timings.reset()
+        self.stats = FrameStats(engine=self.engine.timings)
         self._stop, self._active = False, True
         self._last_input, self._latency_ms = self._clock_s(), None
         self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
         self._worker.start()
         image_qos = qos(self.params['reliability'], 1)
         self._subscription = self.create_subscription(
-            Image, 'image_raw', self._on_image, image_qos,
+            Image, 'image_raw', self.on_image, image_qos,
             event_callbacks=qos_mismatch_callbacks(self, 'image_raw', image_qos,
                                                    self._qos_mismatch))
         self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
         self.get_logger().info('active: processing the newest frame of image_raw')
+        self.lifecycle_state = 'active'
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._shutdown_worker()
+        self.lifecycle_state = 'inactive'
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._confirmed_sub is not None:
             self.destroy_subscription(self._confirmed_sub)
             self._confirmed_sub, self._confirmed = None, None
-        for publisher in (self._result_pub, self._annotated_pub, self._label_pub):
+        for publisher in (self._result_pub, self._annotated_pub):
             if publisher is not None:
-                self.destroy_publisher(publisher)
+                self.destroy_lifecycle_publisher(publisher)
+        if self._label_pub is not None:
+            self.destroy_publisher(self._label_pub)
         self._result_pub = self._annotated_pub = self._label_pub = None
         self.engine = None  # releases the ONNX Runtime session
+        self.lifecycle_state = 'unconfigured'
         self.get_logger().info('cleaned up: session released')
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._shutdown_worker()
         self.engine = None
+        self.lifecycle_state = 'finalized'
         return TransitionCallbackReturn.SUCCESS
 
     def _shutdown_worker(self) -> None:
@@ -281,7 +295,7 @@ class InferenceNode(LifecycleNode):
             self._worker = None
 
     # --- frames ----------------------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
+    def on_image(self, msg: Image) -> None:
         self._last_input = self._clock_s()
         with self._lock:
             self.stats.received += 1
@@ -290,8 +304,8 @@ class InferenceNode(LifecycleNode):
             self._pending = msg
             self._lock.notify()
 
-    def _on_confirmed(self, msg: Detection2DArray | Classification) -> None:
-        self._confirmed = results_as_dicts(msg)
+    def on_confirmed(self, msg: Detection2DArray | Classification) -> None:
+        self._confirmed = results_from_msg(msg)
 
     def _work(self) -> None:
         while True:
@@ -334,19 +348,15 @@ class InferenceNode(LifecycleNode):
             bgr = image if order == 'BGR' else cv2.cvtColor(
                 image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
             if self.params['annotate_confirmed']:
-                if result.task == 'classification':
+                if result.task is Task.CLASSIFICATION:
                     bgr = draw_result(bgr, result)  # the search region and the digit found
-                drawn = draw_confirmed(bgr, results_as_dicts(out), self._confirmed,
-                                       result.task)
+                drawn = draw_confirmed(bgr, result.results, self._confirmed, result.task)
             else:
                 drawn = draw_result(bgr, result)
             self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
         t4 = time.perf_counter()
         self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
-        timings = result.timings
-        self.stats.add(convert_ms=(t1 - t0) * 1e3, pre_ms=timings.pre_ms,
-                       run_ms=timings.run_ms, decode_ms=timings.post_ms,
-                       message_ms=(t3 - t2) * 1e3, publish_ms=(t4 - t3) * 1e3,
+        self.stats.add(convert_ms=(t1 - t0) * 1e3, message_ms=(t3 - t2) * 1e3, publish_ms=(t4 - t3) * 1e3,
                        latency_ms=self._latency_ms)
 
     def _label_info(self) -> LabelInfo:
@@ -366,13 +376,11 @@ class InferenceNode(LifecycleNode):
         report = engine.provider_report if engine else None
         idle = self._clock_s() - self._last_input if self._last_input is not None else None
         return [self._monitor.report(time.monotonic(), InferenceSnapshot(
-            state=self._state_machine.current_state[1],
+            state=self.lifecycle_state,
             model=engine.card.name if engine else self.params['model'],
             input_topic='image_raw', received=stats.received, processed=stats.processed,
             skipped=stats.skipped, errors=stats.errors,
-            stages_ms={'convert': stats.convert_ms, 'pre-processing': stats.pre_ms,
-                       'inference (session run)': stats.run_ms, 'decoding': stats.decode_ms,
-                       'message': stats.message_ms, 'publish': stats.publish_ms},
+            stages_ms=stats.stages_ms(),
             provider=report.active[0] if report and report.active else '',
             fallback='; '.join(f'{name} not used: {reason}' for name, reason in
                                report.failures.items()) if report else '',

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 
-from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ros_onnx_vision.ros.graph import node_overrides, PACKAGE, pipeline
+from launch import LaunchContext, LaunchDescription
 from ros_onnx_vision.resources import config_file
 from ros_onnx_vision.ros.environment import (apply_fastdds_profile, LEGACY_PROFILE_VARIABLE,
                                              PROFILE_VARIABLE)
+from ros_onnx_vision.ros.graph import node_overrides, PACKAGE, pipeline
 
 # (name, default, description) of every launch argument.
 ARGUMENTS = (

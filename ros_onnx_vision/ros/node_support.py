@@ -21,8 +21,8 @@ from rclpy.qos import HistoryPolicy, qos_policy_name_from_kind, QoSProfile, Reli
 from std_msgs.msg import Header
 
 from ros_onnx_vision.ros.diagnostics import qos_mismatch_message, QosMismatch, Status
-from ros_onnx_vision.ros.parameters import ParameterSpec
 from ros_onnx_vision.ros.environment import apply_fastdds_profile, keep_image_buffers
+from ros_onnx_vision.ros.parameters import ParameterSpec
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:

@@ -3,63 +3,67 @@
 Subscribes `classification` (vision_msgs/Classification) or `detections`
 (vision_msgs/Detection2DArray) and publishes `classification_smoothed` / `detections_smoothed`
 on every input, with the input's header; empty when nothing is confirmed. Its rate estimate,
-N, M and confirmed results go to /diagnostics. The logic lives in `ros_onnx_vision.smoothing.voting` and
-`ros_onnx_vision.ros.diagnostics`.
+N, M and confirmed results go to /diagnostics. The voting lives in `ros_onnx_vision.smoothing`
+(one interface for both tasks), the diagnostics rules in `ros_onnx_vision.ros.diagnostics`.
+It imports neither ONNX Runtime nor OpenCV.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
-from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
+from vision_msgs.msg import Classification, Detection2DArray
 
-from ros_onnx_vision.ros.diagnostics import QosMismatch, SmoothingMonitor, SmoothingSnapshot, Status
-from ros_onnx_vision.ros.messages import detections_from_msg, tracks_to_msg
+from ros_onnx_vision.results import Task
+from ros_onnx_vision.ros.diagnostics import (QosMismatch, SmoothingMonitor, SmoothingSnapshot,
+                                             Status)
+from ros_onnx_vision.ros.messages import RESULT_MESSAGES, results_from_msg, results_to_msg
 from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
-                                          qos_mismatch_callbacks, run_node, seconds_to_stamp,
-                                          stamp_to_seconds)
+                                              qos_mismatch_callbacks, run_node, seconds_to_stamp,
+                                              stamp_to_seconds)
 from ros_onnx_vision.ros.parameters import SMOOTHING_NODE
-from ros_onnx_vision.smoothing.voting import DetectionTracker, LabelVoter
+from ros_onnx_vision.smoothing.label_voter import LabelVoter
+from ros_onnx_vision.smoothing.rate import RateVoting
+from ros_onnx_vision.smoothing.tracker import DetectionTracker
 
 
 class SmoothingNode(Node):
-    """Thin ROS wrapper around LabelVoter / DetectionTracker."""
+    """Thin ROS wrapper around a voter: LabelVoter or DetectionTracker, by `task`."""
 
-    def __init__(self) -> None:
-        super().__init__('smoothing_node')
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('smoothing_node', **kwargs)  # kwargs: e.g. context (tests)
         params = declare_parameters(self, SMOOTHING_NODE)
-        self.task = params['task']
+        self.task = Task(params['task'])
         common = dict(window_s=params['window'], min_score=params['min_score'],
                       release_frames=params['release_frames'] or None,
                       timeout_s=params['timeout'], rate_window_s=params['rate_window'])
-        self.voter: LabelVoter | DetectionTracker
-        if self.task == 'classification':
+        self.voter: RateVoting
+        if self.task is Task.CLASSIFICATION:
             self.voter = LabelVoter(**common)
-            in_type, in_topic, out_type, out_topic = (
-                Classification, 'classification', Classification, 'classification_smoothed')
         else:
             self.voter = DetectionTracker(**common, min_iou=params['min_iou'],
                                           smoothing=params['box_smoothing'])
-            in_type, in_topic, out_type, out_topic = (
-                Detection2DArray, 'detections', Detection2DArray, 'detections_smoothed')
+        msg_type = RESULT_MESSAGES[self.task]
+        in_topic, out_topic = self.task.result_topic, self.task.smoothed_topic
         self.add_post_set_parameters_callback(self.on_parameters)
         self.last_header: Header | None = None
         # Node-clock time of the last input (sim time under use_sim_time), for the timeout.
         self.last_arrival = 0.0
-        self.summary = ''
+        self.summary: str | None = None  # confirmed keys last logged; None: log the first
         self.in_topic = in_topic
         self.received = 0
         self.started = self.now()
         self.qos_mismatch = QosMismatch()
         self.monitor = SmoothingMonitor(self.get_name())
         self.diagnostics = DiagnosticsPublisher(self, params['diagnostics_period'], self.report)
-        self.publisher = self.create_publisher(out_type, out_topic, 10)
+        self.publisher = self.create_publisher(msg_type, out_topic, 10)
         in_qos = qos(params['reliability'], 10)
         self.subscription = self.create_subscription(
-            in_type, in_topic, self.on_input, in_qos,
+            msg_type, in_topic, self.on_input, in_qos,
             event_callbacks=qos_mismatch_callbacks(self, in_topic, in_qos, self.qos_mismatch))
         self.timer = self.create_timer(min(0.1, params['timeout'] / 4), self.on_timer)
         self.get_logger().info(
@@ -83,18 +87,8 @@ class SmoothingNode(Node):
         stamp = stamp_to_seconds(msg.header.stamp)
         self.last_header, self.last_arrival = msg.header, self.now()
         self.received += 1
-        if isinstance(self.voter, LabelVoter):
-            best = max(msg.results, key=lambda r: r.score) if msg.results else None
-            state = self.voter.update(stamp, best.class_id if best else None,
-                                      float(best.score) if best else 0.0)
-            out = Classification(header=msg.header)
-            if state.label is not None:
-                out.results = [ObjectHypothesis(class_id=state.label,
-                                                score=float(state.score or 0.0))]
-        else:
-            tracks = self.voter.update(stamp, detections_from_msg(msg))
-            out = tracks_to_msg(msg.header, tracks)
-        self.publisher.publish(out)
+        confirmed = self.voter.vote(stamp, results_from_msg(msg))
+        self.publisher.publish(results_to_msg(self.task, msg.header, confirmed))
         self.log_if_changed()
 
     def now(self) -> float:
@@ -109,15 +103,10 @@ class SmoothingNode(Node):
             return
         # Express "now" on the inputs' own clock (sim time or recorded stamps alike).
         now_on_input_clock = stamp_to_seconds(self.last_header.stamp) + idle
-        if isinstance(self.voter, LabelVoter):
-            released = self.voter.check_timeout(now_on_input_clock).changed
-        else:
-            released = self.voter.check_timeout(now_on_input_clock)
-        if released:
+        if self.voter.release_if_stale(now_on_input_clock):
             header = Header(frame_id=self.last_header.frame_id,
                             stamp=seconds_to_stamp(now_on_input_clock))
-            empty = (Classification(header=header) if isinstance(self.voter, LabelVoter)
-                     else Detection2DArray(header=header))
+            empty = results_to_msg(self.task, header, [])
             # Log first: whoever sees the empty message finds the reason already in the log.
             self.get_logger().warning(
                 f'no input for {idle:.1f} s (timeout {self.voter.timeout_s} s): released all '
@@ -127,24 +116,18 @@ class SmoothingNode(Node):
 
     def report(self) -> list[Status]:
         voter = self.voter
-        confirmed = ([voter.label] if voter.label is not None else []) \
-            if isinstance(voter, LabelVoter) else sorted(t.id for t in voter.confirmed)
         since = self.last_arrival if self.last_header is not None else self.started
         return [self.monitor.report(time.monotonic(), SmoothingSnapshot(
             task=self.task, input_topic=self.in_topic, received=self.received, fps=voter.fps,
-            n=voter.n, m=voter.m, confirmed=confirmed, backwards=voter.backwards,
+            n=voter.n, m=voter.m, confirmed=voter.confirmed_keys, backwards=voter.backwards,
             duplicates=voter.duplicates, resets=voter.resets, idle_s=self.now() - since,
             timeout_s=self.voter.timeout_s, qos=self.qos_mismatch))]
 
     def log_if_changed(self) -> None:
-        summary = self.voter.describe()
-        if isinstance(self.voter, LabelVoter):
-            key = str(self.voter.label)
-        else:
-            key = ','.join(sorted(t.id for t in self.voter.confirmed))
+        key = ','.join(self.voter.confirmed_keys)
         if key != self.summary:
             self.summary = key
-            self.get_logger().info(summary)
+            self.get_logger().info(self.voter.describe())
 
 
 def main(args: list[str] | None = None) -> int:

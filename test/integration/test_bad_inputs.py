@@ -31,9 +31,10 @@ from onnx import helper, TensorProto
 import pytest
 import yaml
 
+from ros_onnx_vision.ros.environment import node_environment
+
 from conftest import REPO, RosProbe
 from graph_runner import start_node
-from ros_onnx_vision.ros.environment import node_environment
 
 MODELS = REPO / 'models'
 MNIST = MODELS / 'mnist_digits_cnn.onnx'

@@ -12,9 +12,10 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import UInt64
 
-from ros_onnx_vision.camera.frame_sources import decode_synthetic_counter
-from graph_runner import start_node
+from ros_onnx_vision.camera.sources.synthetic import decode_synthetic_counter
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
+
+from graph_runner import start_node
 
 
 def stamp(msg: Image) -> float:

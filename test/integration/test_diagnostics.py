@@ -6,10 +6,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import pytest
 
 from ros_onnx_vision.ros.diagnostics import (CameraMonitor, CameraSnapshot, CounterRate, ERROR,
-                                         InferenceMonitor, InferenceSnapshot, OK,
-                                         qos_mismatch_message, QosMismatch, SmoothingMonitor,
-                                         SmoothingSnapshot, WARN)
+                                             InferenceMonitor, InferenceSnapshot, OK,
+                                             qos_mismatch_message, QosMismatch, SmoothingMonitor,
+                                             SmoothingSnapshot, WARN)
 from ros_onnx_vision.ros.graph import pipeline
+
 from graph_runner import GraphProcesses, start_node
 
 

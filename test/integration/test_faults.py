@@ -15,10 +15,11 @@ import time
 from rclpy.qos import QoSProfile
 from vision_msgs.msg import Detection2DArray
 
-from conftest import DATA
 from ros_onnx_vision.ros.graph import pipeline
-from graph_runner import GraphProcesses, start_node
 from ros_onnx_vision.ros.node_support import stamp_to_seconds
+
+from conftest import DATA
+from graph_runner import GraphProcesses, start_node
 
 SOURCE = DATA / 'vtest_000.jpg'  # several pedestrians in every frame
 TIMEOUT = 1.0  # smoothing_node's no-input timeout in these tests

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
+from ros_onnx_vision.ros.graph import pipeline
+from ros_onnx_vision.ros.image_conversion import image_to_numpy
+
 from conftest import DATA
 from demo_inputs import digit_on_paper
-from ros_onnx_vision.ros.graph import pipeline
 from graph_runner import GraphProcesses
-from ros_onnx_vision.ros.image_conversion import image_to_numpy
 
 
 def stamp(header) -> tuple[int, int]:

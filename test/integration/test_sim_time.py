@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, LabelInfo
 
-from demo_inputs import digit_on_paper
 from ros_onnx_vision.ros.graph import pipeline
-from graph_runner import GraphProcesses
 from ros_onnx_vision.ros.image_conversion import numpy_to_image
 from ros_onnx_vision.ros.node_support import seconds_to_stamp, stamp_to_seconds
+
+from demo_inputs import digit_on_paper
+from graph_runner import GraphProcesses
 
 SIM_START = 100.0
 SPEED = 0.5  # sim seconds per wall second

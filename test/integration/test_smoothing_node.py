@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
-
 import pytest
 from std_msgs.msg import Header
 from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detection2DArray,
                              ObjectHypothesis, ObjectHypothesisWithPose)
 
-from graph_runner import start_node
 from ros_onnx_vision.ros.node_support import seconds_to_stamp
+
+from graph_runner import start_node
 
 
 def header(t: float) -> Header:

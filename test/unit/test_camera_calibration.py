@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_onnx_vision.camera.calibration import (
-    calibration_to_yaml, CalibrationError, CameraCalibration, default_calibration,
-    load_calibration, parse_calibration, save_calibration, scaled,
-)
+from ros_onnx_vision.camera.calibration import (calibration_to_yaml, CalibrationError,
+                                                CameraCalibration, default_calibration,
+                                                load_calibration, parse_calibration,
+                                                save_calibration, scaled)
 
 # As written by ros2 camera_calibration (cameracalibrator) / camera_info_manager.
 ROS_YAML = """\

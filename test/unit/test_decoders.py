@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 import cv2
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 import numpy as np
 import onnx
@@ -17,9 +18,9 @@ import yaml
 
 from ros_onnx_vision.inference import decoders
 from ros_onnx_vision.inference.decoders import RawDetections
-from ros_onnx_vision.inference.postprocessing import nms, postprocess
 from ros_onnx_vision.inference.engine import InferenceEngine
-from ros_onnx_vision.inference.preprocessing import ScaleInfo, resize_geometry
+from ros_onnx_vision.inference.postprocessing import nms, postprocess
+from ros_onnx_vision.inference.preprocessing import resize_geometry, ScaleInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / 'models'
@@ -78,7 +79,7 @@ def check_planted(engine: InferenceEngine) -> None:
     assert len(result.detections) == 3
     for det, box, cls, score in zip(result.detections, PLANTED, PLANTED_CLASSES,
                                     PLANTED_SCORES):
-        assert det.class_id == cls and det.label == ['person', 'bicycle', 'car'][cls]
+        assert det.class_index == cls and det.label == ['person', 'bicycle', 'car'][cls]
         assert det.score == pytest.approx(score, abs=1e-6)
         np.testing.assert_allclose(det.box, box, atol=1e-3)
 
@@ -244,7 +245,7 @@ def _check_inside(raw: RawDetections, source: tuple[int, int], letterbox: bool,
     dets = postprocess(raw, info, score_threshold=0.3, nms_iou=0.5, labels=['x'] * 5,
                        class_ids=class_ids or ())
     for det in dets:
-        assert not class_ids or det.class_id in class_ids
+        assert not class_ids or det.class_index in class_ids
         x1, y1, x2, y2 = det.box
         assert 0 <= x1 < x2 <= source[0] and 0 <= y1 < y2 <= source[1]
         assert det.score >= 0.3

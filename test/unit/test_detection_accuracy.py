@@ -16,9 +16,10 @@ from typing import Any
 import cv2
 import pytest
 
-from detection_evaluation import NEGATIVES, evaluate_engine, load_labels, match
 from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.engine import InferenceEngine
+
+from detection_evaluation import evaluate_engine, load_labels, match, NEGATIVES
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / 'test' / 'data'

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import REPO
 from ros_onnx_vision.inference.engine import InferenceEngine
+
+from conftest import REPO
 
 HELDOUT_PER_CLASS = 100  # tools/models/train_digits.py: the last 100 rows of each class
 

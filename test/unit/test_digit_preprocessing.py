@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from ros_onnx_vision.inference.digit_finder import extract_digit, mnist_layout, roi_pixels
-from ros_onnx_vision.inference.model_card import DigitSpec, load_model_card
 from ros_onnx_vision.inference.engine import InferenceEngine
+from ros_onnx_vision.inference.model_card import DigitSpec, load_model_card
 
 ROOT = Path(__file__).resolve().parents[2]
 CARD = ROOT / 'models' / 'mnist_digits_cnn.yaml'
@@ -97,7 +97,7 @@ def test_paper_digits_are_classified(mnist: tuple[np.ndarray, np.ndarray],
             continue
         found += 1
         assert result.digit_box is not None and iou(result.digit_box, box) > 0.6
-        correct += result.classifications[0].class_id == labels[index]
+        correct += result.classifications[0].class_index == labels[index]
     mean = engine.timings.mean
     print(f'\ndigits ({"thin pen" if thin else "MNIST strokes"}): {correct}/{len(picks)} '
           f'correct, {len(picks) - found} "no digit"; mean ms: extraction + pre '
@@ -198,7 +198,7 @@ def test_unsure_guess_is_no_digit(mnist: tuple[np.ndarray, np.ndarray],
     images, labels = mnist
     frame, _ = paper_with_digit(images[2500], 150, np.random.default_rng(4))
     sure = engine.infer(frame)
-    assert sure.no_digit is None and sure.classifications[0].class_id == labels[2500]
+    assert sure.no_digit is None and sure.classifications[0].class_index == labels[2500]
     card = engine.card
     engine.apply_overrides(score_threshold=1.0)
     try:

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ros_onnx_vision.camera.frame_sources import (
-    Backoff, convert_frame, decode_compressed_msg, decode_image_msg, decode_synthetic_counter,
-    DeviceSource, Frame, infer_kind, open_source, parse_kind, SourceError, SourceKind,
-    SourceReadError,
-)
+from ros_onnx_vision.camera.frame_sources import (Backoff, convert_frame, Frame, infer_kind,
+                                                  open_source, parse_kind, SourceError, SourceKind,
+                                                  SourceReadError)
+from ros_onnx_vision.camera.sources.capture import DeviceSource
+from ros_onnx_vision.camera.sources.rosbag import decode_compressed_msg, decode_image_msg
+from ros_onnx_vision.camera.sources.synthetic import decode_synthetic_counter
 
 
 def read_all(source: Any, limit: int = 1000) -> list[Frame]:
@@ -106,7 +107,7 @@ def test_video_file(tmp_path: Path) -> None:
     path = tmp_path / 'clip.avi'
     write_video(path, 10)
     source = open_source(str(path), loop=False)
-    assert source.kind is SourceKind.VIDEO and not source.live
+    assert source.kind is SourceKind.VIDEO and not source.kind.live
     assert source.nominal_fps == pytest.approx(12.0)
     assert source.size == (64, 48)
     assert source.frame_count == 10
@@ -114,7 +115,6 @@ def test_video_file(tmp_path: Path) -> None:
     assert [f.index for f in frames] == list(range(10))
     assert [round(float(f.image.mean()) / 20) for f in frames] == list(range(10))
     assert frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
-    assert frames[0].stamp is None
     times = [f.source_time for f in frames]
     assert times[0] == pytest.approx(0.0, abs=1e-6) and times[-1] == pytest.approx(9 / 12)
     assert source.read() is None and source.read() is None
@@ -326,9 +326,7 @@ def test_rosbag_replays_pixels_and_stamps(two_topic_bag: Path) -> None:
     assert len(frames) == 3
     for i, frame in enumerate(frames):
         assert np.array_equal(frame.image, COLOR[i])
-        assert frame.stamp == pytest.approx((T0 + i * 10**8 - 5 * 10**6) / 1e9, abs=1e-6)
         assert frame.source_time == pytest.approx((T0 + i * 10**8) / 1e9, abs=1e-6)
-        assert frame.frame_id == 'cam'
     assert source.read() is None
     assert source.nominal_fps == pytest.approx(10.0, rel=0.01)
     assert '/cam/color' in source.describe()
@@ -367,7 +365,7 @@ def test_rosbag_single_topic_and_compressed(tmp_path: Path) -> None:
     with open_source(str(path), loop=False) as source:  # the only image topic is chosen
         frames = read_all(source)
     assert len(frames) == 2 and np.array_equal(frames[0].image, smooth)
-    assert frames[0].stamp == pytest.approx(T0 / 1e9)  # zero header stamp: log time
+    assert frames[0].source_time == pytest.approx(T0 / 1e9)  # replay on the log time
 
 
 def test_rosbag_errors(tmp_path: Path) -> None:
@@ -465,7 +463,7 @@ def mjpeg_server() -> Iterator[str]:
 
 def test_mjpeg_http_stream(mjpeg_server: str) -> None:
     source = open_source(f'{mjpeg_server}/live', stream_timeout=3.0)
-    assert source.kind is SourceKind.STREAM and source.live
+    assert source.kind is SourceKind.STREAM and source.kind.live
     assert source.nominal_fps is None
     frames = [source.read() for _ in range(6)]
     assert [f.index for f in frames] == list(range(6))
@@ -565,7 +563,7 @@ def test_v4l2_requests_and_reports_granted() -> None:
     factory = CaptureFactory({'frames': [frame, frame]})
     source = open_source('/dev/video0', width=1920, height=1080, fps=60.0, pixel_format='mjpg',
                          capture_factory=factory)
-    assert isinstance(source, DeviceSource) and source.live
+    assert isinstance(source, DeviceSource) and source.kind.live
     capture = factory.made[0]
     assert capture.target == '/dev/video0' and capture.api == cv2.CAP_V4L2
     props = [prop for prop, _ in capture.sets]

@@ -11,10 +11,11 @@ import types
 import pytest
 import yaml
 
-from conftest import REPO
-from ros_onnx_vision.ros.graph import node_overrides, pipeline, TASKS
-from graph_runner import node_command
+from ros_onnx_vision.ros.graph import CAMERA_TOPIC, node_overrides, Pipeline, pipeline, TASKS
 from ros_onnx_vision.ros.parameters import NODE_PARAMETERS, spec_by_name
+
+from conftest import REPO
+from graph_runner import node_command
 
 BUILTIN_PARAMETERS = {'use_sim_time'}
 
@@ -54,12 +55,30 @@ def test_parameter_file_sets_only_declared_parameters(task):
     assert data['smoothing_node']['ros__parameters']['task'] == graph.inference_task
 
 
+def _remapped(graph: Pipeline, topics: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {spec.executable: {dict(spec.remappings).get(t, t) for t in topics[spec.executable]}
+            for spec in graph.nodes}
+
+
+def published_topics(graph: Pipeline) -> dict[str, set[str]]:
+    """Topic names each node publishes, after remapping."""
+    return _remapped(graph, {
+        'camera_node': {CAMERA_TOPIC, 'camera_info'},
+        'inference_node': {graph.result_topic, 'image_annotated', 'label_info'},
+        'smoothing_node': {graph.smoothed_topic}})
+
+
+def subscribed_topics(graph: Pipeline) -> dict[str, set[str]]:
+    return _remapped(graph, {'camera_node': set(), 'inference_node': {CAMERA_TOPIC},
+                             'smoothing_node': {graph.result_topic}})
+
+
 @pytest.mark.parametrize('task', TASKS)
 @pytest.mark.parametrize('image_topic', ['', '/sim/front_camera/image'])
 def test_remappings_connect_every_subscription(task, image_topic):
     graph = pipeline(task, image_topic=image_topic)
-    published = set().union(*graph.published_topics().values())
-    for node, topics in graph.subscribed_topics().items():
+    published = set().union(*published_topics(graph).values())
+    for node, topics in subscribed_topics(graph).items():
         for topic in topics:
             if node == 'inference_node' and image_topic:
                 assert topic == image_topic  # attached to the external camera

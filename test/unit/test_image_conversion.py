@@ -5,14 +5,15 @@ from __future__ import annotations
 import array
 import sys
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from ros_onnx_vision.ros.image_conversion import (encoding_format, image_to_numpy,
-                                              ImageConversionError, numpy_to_image)
+                                                  ImageConversionError, numpy_to_image)
 
 ENCODINGS = ['bgr8', 'rgb8', 'bgra8', 'rgba8', 'mono8', 'mono16', '8UC1', '8UC3', '16UC1',
              '32FC1', '8UC4', '16SC3', '32SC2', '64FC1', 'bgr16', 'rgba16', 'bayer_rggb8',

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import (apply_overrides, check_model_against_card,
-                                        file_sha256, load_model_card, ModelCardError)
-from ros_onnx_vision.inference.engine import create_session, InferenceEngine, ModelLoadError
+                                                  file_sha256, load_model_card, ModelCardError)
+from ros_onnx_vision.inference.session import create_session, ModelLoadError
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / 'models'

@@ -9,10 +9,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from ros_onnx_vision.inference.engine import InferenceEngine, TimingStats
 from ros_onnx_vision.inference.model_card import load_model_card
-from ros_onnx_vision.inference.engine import (create_session, InferenceEngine, ModelLoadError,
-                                         ProviderError, resolve_provider, StageTimings,
-                                         TimingStats)
+from ros_onnx_vision.inference.session import (create_session, ModelLoadError, ProviderError,
+                                               resolve_provider)
+from ros_onnx_vision.results import StageTimings
 
 ROOT = Path(__file__).resolve().parents[2]
 NANODET_CARD = ROOT / 'models' / 'nanodet_m_416.yaml'

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from ros_onnx_vision.inference.decoders import RawDetections
-from ros_onnx_vision.inference.postprocessing import postprocess
 from ros_onnx_vision.inference.model_card import InputSpec
+from ros_onnx_vision.inference.postprocessing import postprocess
 from ros_onnx_vision.inference.preprocessing import preprocess, resize_geometry, ScaleInfo
 
 NANODET = InputSpec(name='images', layout='NCHW', width=416, height=416, dtype='float32',

@@ -1,4 +1,4 @@
-"""Safety of inputs: no eval/exec, no pickle, YAML only through safe_load, in package and tool code."""
+"""Safety of inputs: no eval/exec, no pickle, YAML only via safe_load, in package and tools."""
 
 from __future__ import annotations
 

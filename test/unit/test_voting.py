@@ -4,14 +4,16 @@ import itertools
 import math
 import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 
 from ros_onnx_vision.geometry import iou_matrix
-from ros_onnx_vision.smoothing.voting import (
-    confirmation_frames, Detection, DetectionTracker, FrameRateEstimator, hungarian,
-    LabelVoter, match_boxes, StampStatus)
+from ros_onnx_vision.results import Detection
+from ros_onnx_vision.smoothing.label_voter import LabelVoter
+from ros_onnx_vision.smoothing.rate import confirmation_frames, FrameRateEstimator, StampStatus
+from ros_onnx_vision.smoothing.tracker import DetectionTracker, hungarian, match_boxes
 
 NOMINAL = {10: 5, 15: 8, 30: 15, 60: 30}
 
@@ -368,8 +370,8 @@ def test_different_classes_never_associate():
     for t in stamps(30, 15):
         tracker.update(t, [Detection('person', 0.9, box)])
     out = tracker.update(0.5, [Detection('chair', 0.9, box)])
-    assert [(c.id, c.class_id, c.misses) for c in out] == [('1', 'person', 1)]
-    assert [(t.id, t.class_id, t.confirmed) for t in tracker.tracks] == [
+    assert [(c.id, c.label, c.misses) for c in out] == [('1', 'person', 1)]
+    assert [(t.id, t.label, t.confirmed) for t in tracker.tracks] == [
         ('1', 'person', True), ('2', 'chair', False)]
 
 
@@ -423,7 +425,7 @@ def test_tracker_random_sequences(runs, release_frames, smoothing):
         assert out == [t for t in tracks if t.confirmed]
         assert not gone & set(ids)  # ids are never reused
         for t in tracks:
-            assert classes.setdefault(t.id, t.class_id) == t.class_id
+            assert classes.setdefault(t.id, t.label) == t.label
         for t in out:
             if t.id not in confirmed_before:
                 assert t.hits >= tracker.n >= 1
