@@ -38,6 +38,8 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from ros_onnx_vision.image_encodings import CAMERA_ENCODINGS
+
 if TYPE_CHECKING:
     from ros_onnx_vision.camera.sources.capture import CaptureFactory
 
@@ -54,7 +56,6 @@ BAG_EXTENSIONS = frozenset({'.mcap', '.db3'})
 STREAM_SCHEMES = frozenset({
     'rtsp', 'rtsps', 'rtmp', 'rtmps', 'http', 'https', 'udp', 'tcp', 'srt', 'rtp',
 })
-ENCODINGS = ('bgr8', 'rgb8', 'mono8')
 IMAGE_MSG_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
 ACCEPTED_FORMS = (
@@ -372,8 +373,9 @@ def convert_frame(image: np.ndarray, *, width: int = 0, height: int = 0,
     `encoding` is 'bgr8', 'rgb8' or 'mono8'. Returns a C-contiguous array; the input array
     itself when nothing needs to change.
     """
-    if encoding not in ENCODINGS:
-        raise ValueError(f'unsupported encoding {encoding!r}; accepted: {", ".join(ENCODINGS)}')
+    if encoding not in CAMERA_ENCODINGS:
+        raise ValueError(f'unsupported encoding {encoding!r}; accepted: '
+                         f'{", ".join(CAMERA_ENCODINGS)}')
     if width < 0 or height < 0:
         raise ValueError(f'width and height must be >= 0 (0 = keep), got {width}x{height}')
     if image.dtype != np.uint8:

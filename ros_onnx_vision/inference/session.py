@@ -18,10 +18,9 @@ from pathlib import Path
 import platform
 import tempfile
 import threading
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import onnxruntime as ort
-
 
 PROVIDER_ALIASES = {
     'cpu': 'CPUExecutionProvider',

@@ -9,7 +9,6 @@ honoured, header passed through. Size mismatches raise `ImageConversionError` na
 from __future__ import annotations
 
 import array
-import re
 import sys
 from typing import Any
 
@@ -17,23 +16,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-# Named encodings: (numpy dtype, channels). Generic ones like 16UC3 are parsed by pattern.
-_NAMED_ENCODINGS: dict[str, tuple[str, int]] = {
-    'rgb8': ('uint8', 3), 'bgr8': ('uint8', 3), 'rgba8': ('uint8', 4), 'bgra8': ('uint8', 4),
-    'rgb16': ('uint16', 3), 'bgr16': ('uint16', 3),
-    'rgba16': ('uint16', 4), 'bgra16': ('uint16', 4),
-    'mono8': ('uint8', 1), 'mono16': ('uint16', 1),
-    'bayer_rggb8': ('uint8', 1), 'bayer_bggr8': ('uint8', 1),
-    'bayer_gbrg8': ('uint8', 1), 'bayer_grbg8': ('uint8', 1),
-    'bayer_rggb16': ('uint16', 1), 'bayer_bggr16': ('uint16', 1),
-    'bayer_gbrg16': ('uint16', 1), 'bayer_grbg16': ('uint16', 1),
-    'yuv422': ('uint8', 2), 'uyvy': ('uint8', 2), 'yuyv': ('uint8', 2),
-}
-_GENERIC = re.compile(r'^(8|16|32|64)(U|S|F)C([1-4])$')
-_GENERIC_DTYPES = {('8', 'U'): 'uint8', ('8', 'S'): 'int8', ('16', 'U'): 'uint16',
-                   ('16', 'S'): 'int16', ('32', 'S'): 'int32', ('32', 'F'): 'float32',
-                   ('64', 'F'): 'float64'}
-SUPPORTED_ENCODINGS = sorted(_NAMED_ENCODINGS) + ['<8|16|32|64><U|S|F>C<1-4>, e.g. 32FC1']
+from ros_onnx_vision import image_encodings
 
 
 class ImageConversionError(ValueError):
@@ -42,14 +25,10 @@ class ImageConversionError(ValueError):
 
 def encoding_format(encoding: str) -> tuple[np.dtype, int]:
     """Return (dtype, channels) of a ROS image encoding, or raise naming the supported ones."""
-    if encoding in _NAMED_ENCODINGS:
-        name, channels = _NAMED_ENCODINGS[encoding]
-        return np.dtype(name), channels
-    match = _GENERIC.match(encoding)
-    if match and (match.group(1), match.group(2)) in _GENERIC_DTYPES:
-        return np.dtype(_GENERIC_DTYPES[(match.group(1), match.group(2))]), int(match.group(3))
-    raise ImageConversionError(f'unsupported image encoding {encoding!r}; expected one of '
-                               f'{", ".join(SUPPORTED_ENCODINGS)}')
+    try:
+        return image_encodings.encoding_format(encoding)
+    except image_encodings.UnsupportedEncoding as error:
+        raise ImageConversionError(str(error)) from None
 
 
 def _own_image_to_numpy(msg: Image) -> np.ndarray:
@@ -112,7 +91,7 @@ def _own_numpy_to_image(image: np.ndarray, encoding: str, header: Header | None)
 
 
 def _passthrough_encoding(dtype: np.dtype, channels: int) -> str:
-    for (bits, kind), name in _GENERIC_DTYPES.items():
+    for (bits, kind), name in image_encodings.GENERIC_DTYPES.items():
         if np.dtype(name) == dtype:
             return f'{bits}{kind}C{channels}'
     raise ImageConversionError(f'no image encoding for arrays of {dtype}')

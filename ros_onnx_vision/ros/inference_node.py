@@ -33,6 +33,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
 
+from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
 from ros_onnx_vision.inference.annotation import draw_confirmed, draw_result
 from ros_onnx_vision.inference.engine import InferenceEngine, TimingStats
 from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, ModelCardError
@@ -47,9 +48,6 @@ from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPub
                                               qos_mismatch_callbacks, run_node, stamp_to_seconds)
 from ros_onnx_vision.ros.parameters import INFERENCE_NODE
 
-# Encodings the node takes, and how each reaches the engine (colour order, conversion).
-INPUT_ENCODINGS = {'bgr8': 'BGR', 'rgb8': 'RGB', 'mono8': 'GRAY', '8UC1': 'GRAY',
-                   '8UC3': 'BGR', 'bgra8': 'BGRA', 'rgba8': 'RGBA'}
 STATS_PERIOD = 10.0
 ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped-frame error
 LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
@@ -108,17 +106,17 @@ class FrameStats:
 
 def to_engine_image(msg: Image, max_pixels: int) -> tuple[np.ndarray, str]:
     """The image as the engine takes it (uint8, BGR/RGB/GRAY) or a clear error."""
-    if msg.encoding not in INPUT_ENCODINGS:
+    if msg.encoding not in ENGINE_COLOR_ORDERS:
         raise ImageConversionError(
             f'unsupported image encoding {msg.encoding!r} for inference; expected one of '
-            + ', '.join(INPUT_ENCODINGS))
+            + ', '.join(ENGINE_COLOR_ORDERS))
     pixels = int(msg.width) * int(msg.height)
     if pixels > max_pixels:
         raise ImageConversionError(
             f'image of {msg.width}x{msg.height} = {pixels} pixels exceeds max_image_pixels '
             f'{max_pixels}; refused')
     image = image_to_numpy(msg)
-    order = INPUT_ENCODINGS[msg.encoding]
+    order = ENGINE_COLOR_ORDERS[msg.encoding]
     if order in ('BGRA', 'RGBA'):
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if order == 'BGRA' else
                              cv2.COLOR_RGBA2RGB)
@@ -356,8 +354,8 @@ class InferenceNode(LifecycleNode):
             self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
         t4 = time.perf_counter()
         self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
-        self.stats.add(convert_ms=(t1 - t0) * 1e3, message_ms=(t3 - t2) * 1e3, publish_ms=(t4 - t3) * 1e3,
-                       latency_ms=self._latency_ms)
+        self.stats.add(convert_ms=(t1 - t0) * 1e3, message_ms=(t3 - t2) * 1e3,
+                       publish_ms=(t4 - t3) * 1e3, latency_ms=self._latency_ms)
 
     def _label_info(self) -> LabelInfo:
         assert self.engine is not None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ros_onnx_vision.image_encodings import CAMERA_ENCODINGS
+
 
 @dataclass(frozen=True)
 class ParameterSpec:
@@ -62,8 +64,7 @@ CAMERA_NODE = (
                   low=0, high=16384),
     ParameterSpec('height', 0, 'Output height in pixels (0 = source height; resize when set)',
                   low=0, high=16384),
-    ParameterSpec('encoding', 'bgr8', 'Published image encoding',
-                  choices=('bgr8', 'rgb8', 'mono8')),
+    ParameterSpec('encoding', 'bgr8', 'Published image encoding', choices=CAMERA_ENCODINGS),
     ParameterSpec('loop', True, 'Restart files, image lists and bags at their end',
                   read_only=True),
     ParameterSpec('end_action', 'idle',

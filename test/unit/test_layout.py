@@ -48,3 +48,7 @@ def test_plain_modules_never_import_rclpy(module):
 def test_results_and_geometry_need_nothing_but_numpy():
     loaded = imported_by('ros_onnx_vision.results') | imported_by('ros_onnx_vision.geometry')
     assert not loaded & {'onnxruntime', 'cv2', 'rclpy', 'yaml'}
+
+
+def test_the_encoding_table_needs_no_opencv():
+    assert 'cv2' not in imported_by('ros_onnx_vision.image_encodings')

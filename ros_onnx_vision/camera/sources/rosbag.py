@@ -16,34 +16,10 @@ import numpy as np
 from ros_onnx_vision.camera.frame_sources import (bag_files_in, Frame, FrameSource,
                                                   IMAGE_MSG_TYPES, normalize_decoded, sane_fps,
                                                   SourceError, SourceKind)
-
-_RAW_ENCODINGS: dict[str, tuple[int, Any, int | None]] = {
-    # encoding: (channels, dtype, cv2 conversion to BGR or None)
-    'bgr8': (3, np.uint8, None),
-    '8uc3': (3, np.uint8, None),
-    'rgb8': (3, np.uint8, cv2.COLOR_RGB2BGR),
-    'bgra8': (4, np.uint8, cv2.COLOR_BGRA2BGR),
-    '8uc4': (4, np.uint8, cv2.COLOR_BGRA2BGR),
-    'rgba8': (4, np.uint8, cv2.COLOR_RGBA2BGR),
-    'mono8': (1, np.uint8, None),
-    '8uc1': (1, np.uint8, None),
-    'mono16': (1, np.uint16, None),
-    '16uc1': (1, np.uint16, None),
-    'bgr16': (3, np.uint16, None),
-    'rgb16': (3, np.uint16, cv2.COLOR_RGB2BGR),
-    # ROS names the Bayer pattern from the top-left pixel, OpenCV from the second row.
-    'bayer_rggb8': (1, np.uint8, cv2.COLOR_BayerBG2BGR),
-    'bayer_bggr8': (1, np.uint8, cv2.COLOR_BayerRG2BGR),
-    'bayer_gbrg8': (1, np.uint8, cv2.COLOR_BayerGR2BGR),
-    'bayer_grbg8': (1, np.uint8, cv2.COLOR_BayerGB2BGR),
-    'yuv422': (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
-    'uyvy': (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
-    'yuv422_yuy2': (2, np.uint8, cv2.COLOR_YUV2BGR_YUY2),
-    'yuyv': (2, np.uint8, cv2.COLOR_YUV2BGR_YUY2),
-}
+from ros_onnx_vision.image_encodings import bgr_decoding, UnsupportedEncoding
 
 
-class Unsupported(ValueError):
+class Unsupported(UnsupportedEncoding):
     """An encoding/format that is never decodable (as opposed to one corrupt message)."""
 
 
@@ -53,11 +29,7 @@ def decode_image_msg(msg: Any) -> np.ndarray:
     16-bit images keep their high byte. Raises ValueError for a malformed message or an
     unsupported encoding.
     """
-    encoding = str(msg.encoding).lower()
-    if encoding not in _RAW_ENCODINGS:
-        raise Unsupported(f'unsupported image encoding {msg.encoding!r} (supported: '
-                           f'{", ".join(sorted(_RAW_ENCODINGS))})')
-    channels, dtype, conversion = _RAW_ENCODINGS[encoding]
+    dtype, channels, conversion = bgr_decoding(str(msg.encoding))
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     itemsize = np.dtype(dtype).itemsize
     row_bytes = width * channels * itemsize
@@ -187,7 +159,7 @@ class RosbagSource(FrameSource):
                     image = decode_image_msg(msg)
                 else:
                     image = decode_compressed_msg(msg)
-            except Unsupported as exc:
+            except UnsupportedEncoding as exc:
                 raise SourceError(f'rosbag {self.name!r} topic {self.topic!r}: {exc}') from None
             except Exception as exc:  # one corrupt message must not stop the replay
                 self._warnings.append(f'rosbag {self.name!r} topic {self.topic!r}: skipping '
