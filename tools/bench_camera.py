@@ -62,11 +62,11 @@ from std_msgs.msg import Header, UInt64  # noqa: E402
 from ros_onnx_vision.camera.calibration import default_calibration  # noqa: E402
 from ros_onnx_vision.ros.camera_node import camera_info_msg  # noqa: E402
 from ros_onnx_vision.camera.frame_sources import convert_frame  # noqa: E402
-from ros_onnx_vision.camera.sources.synthetic import (decode_synthetic_counter,
-                                                      # noqa: E402                                                       SyntheticSource)
+from ros_onnx_vision.camera.sources.synthetic import (decode_synthetic_counter,  # noqa: E402
+                                                      SyntheticSource)
 from graph_runner import start_node  # noqa: E402
-from ros_onnx_vision.ros.image_conversion import (cv_bridge_in_use, image_to_numpy,
-                                                  # noqa: E402                                               numpy_to_image)
+from ros_onnx_vision.ros.image_conversion import (cv_bridge_in_use, image_to_numpy,  # noqa: E402
+                                                  numpy_to_image)
 from ros_onnx_vision.ros.node_support import qos, stamp_to_seconds  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480

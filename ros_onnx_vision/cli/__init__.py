@@ -1,0 +1,1 @@
+"""The package's runtime command without ROS: `python -m ros_onnx_vision infer`."""

@@ -2,7 +2,7 @@
 
 Detection decoders return :class:`RawDetections` with boxes in model-input pixels; score
 threshold (again), class filter, NMS and the mapping back to source pixels are shared and live in
-``detection_postprocessing``. Every decoder is vectorised: no Python loop runs per anchor.
+``inference.postprocessing``. Every decoder is vectorised: no Python loop runs per anchor.
 
 Decoders are looked up by the card's ``decoder.type`` in :data:`DETECTION_DECODERS` or
 :data:`CLASSIFICATION_DECODERS`.

@@ -89,7 +89,7 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class DigitSpec:
-    """Settings for MNIST-style digit extraction from a camera frame (see digit_preprocessing).
+    """Settings for MNIST-style digit extraction from a camera frame (see ``inference.digit_finder``).
 
     ``roi``: the region searched, (x, y, width, height) as fractions of the frame.
     """

@@ -5,8 +5,8 @@ Topics: `image_raw` (Image), `camera_info` (CameraInfo, same header), `frame_cou
 received against it knows how many it lost); its status goes to /diagnostics. Frames are read
 and published from a dedicated thread paced on absolute deadlines, so a slow frame does not make
 later ones late. Stamps are the capture time on the node clock (sim time with use_sim_time).
-Sources, pacing, calibration and diagnostics live in `frame_sources`, `pacing`,
-`camera_calibration` and `diagnostics`.
+Sources, pacing and calibration live in `ros_onnx_vision.camera` (no ROS), the diagnostics
+rules in `ros.diagnostics`.
 """
 
 from __future__ import annotations

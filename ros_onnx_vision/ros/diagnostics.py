@@ -1,7 +1,7 @@
 """The nodes' diagnostics as plain data: levels, messages and key values, with no ROS import.
 
 Each node keeps one monitor from this module. Every `diagnostics_period` it hands the monitor a
-snapshot of its counters and gets back a `Status`, which `node_support.DiagnosticsPublisher`
+snapshot of its counters and gets back a `Status`, which `ros.node_support.DiagnosticsPublisher`
 publishes as diagnostic_msgs/DiagnosticStatus on /diagnostics. Names follow diagnostic_updater:
 '<node name>: <what>'. Times are plain seconds passed in by the caller (monotonic for rates, the
 node clock for idle times), so every rule here is testable without a clock.

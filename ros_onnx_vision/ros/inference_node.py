@@ -10,8 +10,8 @@ Subscribes `image_raw`; publishes `detections` (vision_msgs/Detection2DArray) or
 (vision_msgs/LabelInfo, transient local, once) and `image_annotated` (only while subscribed).
 Frames are taken newest-first by a worker thread: a frame that arrives while the model is busy
 replaces the waiting one (counted as skipped), so latency never grows. Rates, stage times,
-provider and latency go to /diagnostics. The engine lives in `onnx_engine` (no ROS), the
-diagnostics rules in `diagnostics`.
+provider and latency go to /diagnostics. The engine lives in `ros_onnx_vision.inference` (no
+ROS), the diagnostics rules in `ros.diagnostics`.
 """
 
 from __future__ import annotations
