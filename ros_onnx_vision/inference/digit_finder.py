@@ -73,18 +73,36 @@ def _ink_mask(gray: np.ndarray, spec: DigitSpec) -> tuple[np.ndarray, np.ndarray
     return mask, flat
 
 
-def _select(mask: np.ndarray, flat: np.ndarray,
-            spec: DigitSpec) -> tuple[np.ndarray | None, str | None]:
-    """Pick the digit's connected component(s); a mask of them, or None and a reason."""
+def _select(mask: np.ndarray, flat: np.ndarray, spec: DigitSpec,
+            centres_in: tuple[int, int, int, int] | None = None
+            ) -> tuple[np.ndarray | None, str | None]:
+    """Pick the digit's connected component(s); a mask of them, or None and a reason.
+
+    ``centres_in`` None: ``mask`` is the region and a mark cut by its border is refused.
+    Otherwise ``mask`` is the whole frame and a mark counts when the centre of its box lies in
+    that box (the region, x1, y1, x2, y2) and it is cut by at most one side of the frame: a
+    digit held close crosses the region and may leave the picture on one side, while a paper
+    edge, a shadow or a table corner runs along two.
+    """
     height, width = mask.shape
-    ink = float(np.count_nonzero(mask)) / mask.size
-    if ink > spec.max_ink_fraction:
+    if centres_in is None:
+        ink = float(np.count_nonzero(mask)) / mask.size
+        min_h = spec.min_height_fraction * height
+    else:
+        rx0, ry0, rx1, ry1 = centres_in
+        ink = float(np.count_nonzero(mask[ry0:ry1, rx0:rx1])) / max(1, (rx1 - rx0) * (ry1 - ry0))
+        min_h = spec.min_height_fraction * (ry1 - ry0)
+    if ink > spec.max_ink_fraction and centres_in is None:
         return None, (f'noise or clutter: {ink:.0%} of the region is dark '
                       f'(a digit covers at most {spec.max_ink_fraction:.0%})')
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     x, y, w, h, area = (stats[1:, i] for i in range(5))
-    min_h = spec.min_height_fraction * height
-    inside = (x > 0) & (y > 0) & (x + w < width) & (y + h < height)
+    cut_sides = ((x <= 0).astype(int) + (y <= 0) + (x + w >= width) + (y + h >= height))
+    if centres_in is None:
+        inside = cut_sides == 0
+    else:
+        cx, cy = x + w / 2, y + h / 2
+        inside = (cx >= rx0) & (cx < rx1) & (cy >= ry0) & (cy < ry1) & (cut_sides <= 1)
     tall = h >= min_h
     upright = (w <= 2.0 * h) & (area <= 0.85 * w * h)
     plausible = np.nonzero(inside & tall & upright)[0]
@@ -158,30 +176,45 @@ def mnist_layout(digit: np.ndarray) -> np.ndarray:
     return out
 
 
+def _gray(image: np.ndarray, order: str) -> np.ndarray:
+    if order != 'GRAY':
+        code = {'BGR': cv2.COLOR_BGR2GRAY, 'RGB': cv2.COLOR_RGB2GRAY,
+                'BGRA': cv2.COLOR_BGRA2GRAY, 'RGBA': cv2.COLOR_RGBA2GRAY}[order]
+        return cv2.cvtColor(image, code)
+    return image[:, :, 0] if image.ndim == 3 else image
+
+
+def _analysis_image(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Scaled down to at most ANALYSIS_SIZE per side and denoised, with the scale factor."""
+    factor = min(1.0, ANALYSIS_SIZE / max(gray.shape))
+    if factor < 1.0:
+        gray = cv2.resize(gray, (max(1, round(gray.shape[1] * factor)),
+                                 max(1, round(gray.shape[0] * factor))),
+                          interpolation=cv2.INTER_AREA)
+    return gray, factor
+
+
+# Reasons of the region-only search after which the digit may be one that crosses the region's
+# border (held close to the camera): the whole frame is searched for it.
+_CROSSING_REASONS = ('the only large marks touch', 'noise or clutter')
+
+
 def extract_digit(image: np.ndarray, spec: DigitSpec = DigitSpec(),
                   color_order: str = 'BGR') -> DigitExtraction:
-    """Find a dark digit on light paper inside ``spec.roi`` and make it MNIST-like.
+    """Find a dark digit on light paper in ``spec.roi`` and make it MNIST-like.
 
-    ``image`` is uint8 HxW or HxWxC in ``color_order``. Returns a :class:`DigitExtraction`
-    with a 28x28 image, or None and a reason (blank, noise, nothing digit-sized, only marks
-    cut by the region border).
+    ``image`` is uint8 HxW or HxWxC in ``color_order``. The region is searched first; when the
+    only large marks there are cut by its border, or fill it, the digit is taken to be one that
+    crosses the border (a page held close to the camera) and the whole frame is searched for a
+    mark centred in the region. Returns a :class:`DigitExtraction` with a 28x28 image, or None
+    and a reason (blank, noise, nothing digit-sized, only marks cut by the frame).
     """
     order = image_order(image, color_order)
     height, width = image.shape[:2]
     roi_box = roi_pixels(width, height, spec.roi)
     x0, y0, x1, y1 = roi_box
-    region = image[y0:y1, x0:x1]
-    if order != 'GRAY':
-        code = {'BGR': cv2.COLOR_BGR2GRAY, 'RGB': cv2.COLOR_RGB2GRAY,
-                'BGRA': cv2.COLOR_BGRA2GRAY, 'RGBA': cv2.COLOR_RGBA2GRAY}[order]
-        region = cv2.cvtColor(region, code)
-    elif region.ndim == 3:
-        region = region[:, :, 0]
-    factor = min(1.0, ANALYSIS_SIZE / max(region.shape))
-    if factor < 1.0:
-        region = cv2.resize(region, (max(1, round(region.shape[1] * factor)),
-                                     max(1, round(region.shape[0] * factor))),
-                            interpolation=cv2.INTER_AREA)
+    gray = _gray(image, order)
+    region, factor = _analysis_image(gray[y0:y1, x0:x1])
     if min(region.shape) < 8:
         return DigitExtraction(None, None, roi_box, 'the region is too small to hold a digit')
     region = cv2.GaussianBlur(region, (3, 3), 0)
@@ -194,12 +227,22 @@ def extract_digit(image: np.ndarray, spec: DigitSpec = DigitSpec(),
                                f'the paper, a digit needs {spec.min_contrast:.0f}')
     mask, flat = _ink_mask(region, spec)
     chosen, reason = _select(mask, flat, spec)
+    origin = (x0, y0)
+    if chosen is None and reason is not None and reason.startswith(_CROSSING_REASONS):
+        frame, factor = _analysis_image(gray)
+        frame = cv2.GaussianBlur(frame, (3, 3), 0)
+        scaled_roi = tuple(int(round(v * factor)) for v in roi_box)
+        mask, flat = _ink_mask(frame, spec)
+        crossing, _ = _select(mask, flat, spec, centres_in=scaled_roi)
+        if crossing is not None:
+            chosen, origin, x1, y1 = crossing, (0, 0), width, height
     if chosen is None:
         return DigitExtraction(None, None, roi_box, reason)
     ys, xs = np.nonzero(chosen)
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     crop = _normalise_stroke(chosen[top:bottom, left:right], spec.stroke_width)
-    box = (x0 + int(left / factor), y0 + int(top / factor),
-           x0 + min(int(math.ceil(right / factor)), x1 - x0),
-           y0 + min(int(math.ceil(bottom / factor)), y1 - y0))
+    ox, oy = origin
+    box = (ox + int(left / factor), oy + int(top / factor),
+           ox + min(int(math.ceil(right / factor)), x1 - ox),
+           oy + min(int(math.ceil(bottom / factor)), y1 - oy))
     return DigitExtraction(mnist_layout(crop), box, roi_box)

@@ -89,14 +89,14 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class DigitSpec:
-    """Settings for MNIST-style digit extraction from a camera frame (see ``inference.digit_finder``).
+    """Settings for MNIST-style digit extraction from a camera frame (``inference.digit_finder``).
 
     ``roi``: the region searched, (x, y, width, height) as fractions of the frame.
     """
 
     roi: tuple[float, float, float, float] = (0.2, 0.1, 0.6, 0.8)
     threshold: str = 'otsu'
-    min_contrast: float = 40.0
+    min_contrast: float = 30.0
     min_height_fraction: float = 0.08
     max_ink_fraction: float = 0.35
     stroke_width: float = 2.0  # MNIST median, in pixels of the 20x20 box

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.digit_finder import extract_digit, mnist_layout, roi_pixels
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import DigitSpec, load_model_card
@@ -75,12 +76,6 @@ def paper_with_digit(digit: np.ndarray, size: int, rng: np.random.Generator,
     return bgr, box
 
 
-def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
-
-
 @pytest.mark.parametrize('thin,min_accuracy', [(False, 0.93), (True, 0.85)])
 def test_paper_digits_are_classified(mnist: tuple[np.ndarray, np.ndarray],
                                      engine: InferenceEngine, thin: bool,
@@ -143,6 +138,10 @@ BLANKS = {
                                         constant_values=200),
     'dark object cut by the region border': lambda rng: np.pad(
         np.full((200, 100), 30.0), ((140, 140), (100, 440)), constant_values=200),
+    # The page held up in front of a dark table: dark along two sides of the frame.
+    'table corner beside the page': lambda rng: np.pad(
+        np.full((380, 500), 205.0), ((0, 100), (140, 0)), constant_values=40)
+    + rng.normal(0, 4, (H, W)),
 }
 
 
@@ -156,6 +155,34 @@ def test_no_digit_with_a_reason(name: str, engine: InferenceEngine) -> None:
     assert result.roi_box == roi_pixels(W, H, SPEC.roi)
     assert result.to_dict() == {'classification': [], 'no_digit': result.no_digit}
     print(f'\n{name}: {result.no_digit}')
+
+
+def test_a_digit_held_close_crosses_the_region_and_is_read(
+        mnist: tuple[np.ndarray, np.ndarray], engine: InferenceEngine) -> None:
+    """A page held up to the camera: the digit fills the frame, far beyond the search region."""
+    images, labels = mnist
+    rng = np.random.default_rng(5)
+    rx0, ry0, rx1, ry1 = roi_pixels(W, H, SPEC.roi)
+    picks = rng.choice(len(images), 40, replace=False)
+    correct = 0
+    for index in picks:
+        # The digit's ink 460 px tall (the region is 384), centred: it crosses the region.
+        ys, xs = np.nonzero(images[index] > 0)
+        crop = images[index][ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        scale = min(460 / crop.shape[0], (W - 40) / crop.shape[1])
+        ink = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)),
+                         interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        frame = np.full((H, W), 205, np.float32)
+        top, left = (H - ink.shape[0]) // 2, (W - ink.shape[1]) // 2
+        frame[top:top + ink.shape[0], left:left + ink.shape[1]] -= ink * 170 / 255
+        frame += rng.normal(0, 4, frame.shape)
+        # It crosses the region's border.
+        assert top < ry0 or top + ink.shape[0] > ry1 or left < rx0 or left + ink.shape[1] > rx1
+        result = engine.infer(cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8),
+                                           cv2.COLOR_GRAY2BGR))
+        correct += bool(result.classifications) and \
+            result.classifications[0].class_index == labels[index]
+    assert correct >= 0.9 * len(picks), f'{correct} of {len(picks)}'
 
 
 def test_region_of_interest_limits_the_search(mnist: tuple[np.ndarray, np.ndarray]) -> None:
