@@ -178,6 +178,8 @@ class CameraNode(Node):
                         f'{self.pacer.skipped} slots skipped, publish cost '
                         f'{self.publish_cost * 1e3:.2f} ms/frame')
         except Exception as error:  # noqa: BLE001 - a capture fault must not be a traceback
+            if self._stop.is_set():
+                return  # the node is being destroyed: an interrupted read is no fault
             self.get_logger().error(f'capture stopped: {type(error).__name__}: {error}')
             self.state, self.last_error = 'failed', f'{type(error).__name__}: {error}'
             self.finished = True
@@ -242,11 +244,12 @@ class CameraNode(Node):
         self.publish_cost += (cost - self.publish_cost) / min(self.published, 100)
 
     def destroy_node(self) -> None:
+        # The capture thread ends before the publishers and the context go (run_node).
         self._stop.set()
         if self.pacer is not None:
             self.pacer.stop()
         self.thread.join(timeout=5.0)
-        if self.state == 'failed':
+        if self.state == 'failed' and self.context.ok():
             self.diagnostics.publish()  # the final ERROR, before the process exits
         super().destroy_node()
 

@@ -304,6 +304,8 @@ class InferenceNode(LifecycleNode):
             try:
                 self._process(msg)
             except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+                if self._stop:
+                    return  # stopping: a publish cut short by the shutdown is not a bad frame
                 self.stats.errors += 1
                 self._log_dropped(msg, error)
 
