@@ -145,8 +145,9 @@ class CameraNode(Node):
             fps = self._target_fps(source)
             self.pacer = RatePacer(0.0 if recorded_timing else fps)
             self.get_logger().info(
-                'publishing image_raw at ' + ('the recorded timing' if recorded_timing else
-                                              f'{fps:g} Hz' if fps else 'the source rate'))
+                f'publishing {self.image_pub.topic_name} at ' + (
+                    'the recorded timing' if recorded_timing else
+                    f'{fps:g} Hz' if fps else 'the source rate'))
             self.state = 'publishing'
             replay_origin: tuple[float, float] | None = None  # (wall, recorded) of 1st frame
             last_stats = time.monotonic()
@@ -191,7 +192,8 @@ class CameraNode(Node):
         if count <= 0:
             return
         self.state = 'waiting for subscribers'
-        self.get_logger().info(f'waiting for {count} subscriber(s) of image_raw')
+        self.get_logger().info(
+            f'waiting for {count} subscriber(s) of {self.image_pub.topic_name}')
         while not self._stop.is_set() and self.image_pub.get_subscription_count() < count:
             self._stop.wait(0.05)
 

@@ -136,6 +136,8 @@ class InferenceNode(LifecycleNode):
         self._stop = False
         self._worker: threading.Thread | None = None
         self._subscription = None
+        # Logs and diagnostics name the input as resolved: namespace and remapping applied.
+        self._input_topic = self.resolve_topic_name('image_raw')
         self._result_pub = None
         self._annotated_pub = None
         self._label_pub = None
@@ -239,10 +241,11 @@ class InferenceNode(LifecycleNode):
         image_qos = qos(self.params['reliability'], 1)
         self._subscription = self.create_subscription(
             Image, 'image_raw', self._on_image, image_qos,
-            event_callbacks=qos_mismatch_callbacks(self, 'image_raw', image_qos,
+            event_callbacks=qos_mismatch_callbacks(self, self._input_topic, image_qos,
                                                    self._qos_mismatch))
         self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
-        self.get_logger().info('active: processing the newest frame of image_raw')
+        self.get_logger().info(
+            f'active: processing the newest frame of {self._subscription.topic_name}')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -370,7 +373,7 @@ class InferenceNode(LifecycleNode):
         return [self._monitor.report(time.monotonic(), InferenceSnapshot(
             state=self._state_machine.current_state[1],
             model=engine.card.name if engine else self.params['model'],
-            input_topic='image_raw', received=stats.received, processed=stats.processed,
+            input_topic=self._input_topic, received=stats.received, processed=stats.processed,
             skipped=stats.skipped, errors=stats.errors,
             stages_ms={'convert': stats.convert_ms, 'pre-processing': stats.pre_ms,
                        'inference (session run)': stats.run_ms, 'decoding': stats.decode_ms,
