@@ -40,7 +40,9 @@ def test_parameter_file_sets_only_declared_parameters(task):
     graph = pipeline(task)
     path = REPO / 'config' / graph.parameters_file
     data = yaml.safe_load(path.read_text())
-    assert set(data) == {spec.name for spec in graph.nodes}
+    # `/**/name` keys match the node under any namespace (namespace:= of the launch files).
+    assert set(data) == {f'/**/{spec.name}' for spec in graph.nodes}
+    data = {key.removeprefix('/**/'): section for key, section in data.items()}
     for node, section in data.items():
         declared = spec_by_name(node)
         values = section['ros__parameters']
