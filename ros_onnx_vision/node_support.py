@@ -165,6 +165,14 @@ class _StopRequest:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self)
 
+    @staticmethod
+    def ignore_from_now() -> None:
+        """Ignore further signals while the process exits: at interpreter finalization Python
+        resets its handlers to the default, and a late second Ctrl-C would then kill the
+        process (exit -2) instead of letting it end with its status."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
 
 def run_node(factory: Callable[[], Node], name: str, *, args: list[str] | None = None) -> int:
     """Standard main(): shipped DDS profile, init, spin, clean shutdown on Ctrl-C or SIGTERM.
@@ -211,4 +219,5 @@ def run_node(factory: Callable[[], Node], name: str, *, args: list[str] | None =
         if node is not None:
             node.destroy_node()  # stops the node's threads while the context is valid
         rclpy.try_shutdown()
+        stop.ignore_from_now()
     return status
