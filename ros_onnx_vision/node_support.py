@@ -163,7 +163,10 @@ class _StopRequest:
 
     def install(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self)
+            # A signal ignored from the start stays ignored, as Python itself does: e.g.
+            # SIGINT of a job that a shell without job control started in the background.
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, self)
 
     @staticmethod
     def ignore_from_now() -> None:
