@@ -436,7 +436,7 @@ def test_bad_launch_arguments_fail_clearly_and_start_nothing(workspace, ros_doma
                      'digit_classification.launch.py', *arguments)
     code = started.process.wait(60)
     text = started.output()
-    assert code != 0 and message in text, text
+    assert code == 1 and message in text, text
     assert 'process started' not in text and 'Traceback' not in text, text
     assert not session_processes(started.pid)
 
@@ -477,6 +477,28 @@ def test_direct_executables_stop_cleanly(workspace, ros_domain, tmp_path, proces
         assert_clean_stop(started, pattern, nodes=())
         signame = 'SIGTERM' if pattern == 'term' else 'SIGINT'
         assert f'{signame}: shutting down' in started.output()
+
+
+def test_demo_ctrl_c_twice(workspace, ros_domain, tmp_path, processes):
+    """The demo: Ctrl-C to its process group twice (the second while it stops the nodes)."""
+    output = tmp_path / 'demo'
+    demo = Started([sys.executable, '-m', 'ros_onnx_vision', 'demo', '--input',
+                    str(workspace.video), '--output', str(output)],
+                   workspace.environment(ros_domain), tmp_path / 'demo.log')
+    processes.append(demo)
+    demo.wait_for('confirmed: #1', 60)
+    demo.signal('group')
+    time.sleep(0.05)
+    os.killpg(demo.pid, signal.SIGINT)
+    code, seconds, left = demo.finish()
+    text = demo.output()
+    assert code == 0 and not left and seconds < SHUTDOWN_LIMIT, (code, seconds, left, text)
+    assert '[demo] interrupted: writing what was recorded' in text and 'Traceback' not in text
+    for node in NODES:
+        log = (output / 'logs' / f'{node}.log').read_text()
+        assert 'SIGINT: shutting down' in log and 'Traceback' not in log, log
+        assert '[ERROR]' not in log, log
+    print(f'[shutdown] demo, group twice: exit {code} after {seconds:.2f} s')
 
 
 # --- the launch description with the real launch, where rviz2 would be installed -----------
