@@ -245,8 +245,12 @@ def main(argv: list[str] | None = None) -> int:
                         help='stop after this many seconds of camera time (default 600)')
     parser.add_argument('--input', help='use this video instead of the embedded input')
     args = parser.parse_args(argv)
-    return run_demo(args.task, args.output or Path('output') / args.task, args.max_seconds,
-                    args.input)
+    try:
+        return run_demo(args.task, args.output or Path('output') / args.task, args.max_seconds,
+                        args.input)
+    except KeyboardInterrupt:  # a second Ctrl-C while the outputs are written: no traceback
+        print('[demo] interrupted again: outputs may be incomplete', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

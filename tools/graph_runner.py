@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from typing import Any, IO
 
 from ros_onnx_vision.ros.graph import PACKAGE, NodeSpec, Pipeline
@@ -110,11 +111,15 @@ class GraphProcesses:
                 process.send_signal(signal.SIGINT)
         codes = {}
         for name, process in self.processes.items():
-            try:
-                codes[name] = process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                codes[name] = process.wait()
+            deadline = time.monotonic() + timeout
+            while name not in codes:
+                try:
+                    codes[name] = process.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    codes[name] = process.wait()
+                except KeyboardInterrupt:
+                    pass  # Ctrl-C reached the nodes too (same process group): keep waiting
         for log in self._logs:
             log.close()
         return codes

@@ -26,6 +26,7 @@ from ros_onnx_vision.camera.frame_sources import (Backoff, convert_frame, Frame,
                                                   SourceKind, SourceReadError)
 from ros_onnx_vision.camera.pacing import RateMeter, RatePacer
 from ros_onnx_vision.ros.diagnostics import CameraMonitor, CameraSnapshot, Status
+from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.image_conversion import numpy_to_image
 from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
                                               run_node)
@@ -72,7 +73,7 @@ class CameraNode(Node):
                                                 self._diagnostics)
 
         data_qos = qos(p['reliability'], p['depth'])
-        self.image_pub = self.create_publisher(Image, 'image_raw', data_qos)
+        self.image_pub = self.create_publisher(Image, CAMERA_TOPIC, data_qos)
         self.info_pub = self.create_publisher(CameraInfo, 'camera_info', data_qos)
         self.count_pub = self.create_publisher(UInt64, 'frame_count', data_qos)
         self.thread = threading.Thread(target=self._run, name='camera_capture', daemon=True)
@@ -146,8 +147,9 @@ class CameraNode(Node):
             fps = self._target_fps(source)
             self.pacer = RatePacer(0.0 if recorded_timing else fps)
             self.get_logger().info(
-                'publishing image_raw at ' + ('the recorded timing' if recorded_timing else
-                                              f'{fps:g} Hz' if fps else 'the source rate'))
+                f'publishing {self.image_pub.topic_name} at ' + (
+                    'the recorded timing' if recorded_timing else
+                    f'{fps:g} Hz' if fps else 'the source rate'))
             self.state = 'publishing'
             replay_origin: tuple[float, float] | None = None  # (wall, recorded) of 1st frame
             last_stats = time.monotonic()
@@ -179,6 +181,8 @@ class CameraNode(Node):
                         f'{self.pacer.skipped} slots skipped, publish cost '
                         f'{self.publish_cost * 1e3:.2f} ms/frame')
         except Exception as error:  # noqa: BLE001 - a capture fault must not be a traceback
+            if self._stop.is_set():
+                return  # the node is being destroyed: an interrupted read is no fault
             self.get_logger().error(f'capture stopped: {type(error).__name__}: {error}')
             self.state, self.last_error = 'failed', f'{type(error).__name__}: {error}'
             self.finished = True
@@ -190,7 +194,8 @@ class CameraNode(Node):
         if count <= 0:
             return
         self.state = 'waiting for subscribers'
-        self.get_logger().info(f'waiting for {count} subscriber(s) of image_raw')
+        self.get_logger().info(
+            f'waiting for {count} subscriber(s) of {self.image_pub.topic_name}')
         while not self._stop.is_set() and self.image_pub.get_subscription_count() < count:
             self._stop.wait(0.05)
 
@@ -243,11 +248,12 @@ class CameraNode(Node):
         self.publish_cost += (cost - self.publish_cost) / min(self.published, 100)
 
     def destroy_node(self) -> None:
+        # The capture thread ends before the publishers and the context go (run_node).
         self._stop.set()
         if self.pacer is not None:
             self.pacer.stop()
         self.thread.join(timeout=5.0)
-        if self.state == 'failed':
+        if self.state == 'failed' and self.context.ok():
             self.diagnostics.publish()  # the final ERROR, before the process exits
         super().destroy_node()
 

@@ -39,6 +39,7 @@ from ros_onnx_vision.inference.engine import InferenceEngine, TimingStats
 from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, ModelCardError
 from ros_onnx_vision.resources import model_file
 from ros_onnx_vision.results import Result, Task
+from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
                                              Status)
 from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
@@ -143,6 +144,8 @@ class InferenceNode(LifecycleNode):
         self._stop = False
         self._worker: threading.Thread | None = None
         self._subscription = None
+        # Logs and diagnostics name the input as resolved: namespace and remapping applied.
+        self._input_topic = self.resolve_topic_name(CAMERA_TOPIC)
         self._result_pub = None
         self._annotated_pub = None
         self._label_pub = None
@@ -244,11 +247,12 @@ class InferenceNode(LifecycleNode):
         self._worker.start()
         image_qos = qos(self.params['reliability'], 1)
         self._subscription = self.create_subscription(
-            Image, 'image_raw', self.on_image, image_qos,
-            event_callbacks=qos_mismatch_callbacks(self, 'image_raw', image_qos,
+            Image, CAMERA_TOPIC, self.on_image, image_qos,
+            event_callbacks=qos_mismatch_callbacks(self, self._input_topic, image_qos,
                                                    self._qos_mismatch))
         self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
-        self.get_logger().info('active: processing the newest frame of image_raw')
+        self.get_logger().info(
+            f'active: processing the newest frame of {self._subscription.topic_name}')
         self.lifecycle_state = 'active'
         return super().on_activate(state)
 
@@ -316,6 +320,8 @@ class InferenceNode(LifecycleNode):
             try:
                 self._process(msg)
             except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+                if self._stop:
+                    return  # stopping: a publish cut short by the shutdown is not a bad frame
                 self.stats.errors += 1
                 self._log_dropped(msg, error)
 
@@ -376,7 +382,7 @@ class InferenceNode(LifecycleNode):
         return [self._monitor.report(time.monotonic(), InferenceSnapshot(
             state=self.lifecycle_state,
             model=engine.card.name if engine else self.params['model'],
-            input_topic='image_raw', received=stats.received, processed=stats.processed,
+            input_topic=self._input_topic, received=stats.received, processed=stats.processed,
             skipped=stats.skipped, errors=stats.errors,
             stages_ms=stats.stages_ms(),
             provider=report.active[0] if report and report.active else '',

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 
+from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchContext, LaunchDescription
 from ros_onnx_vision.resources import config_file
 from ros_onnx_vision.ros.environment import (apply_fastdds_profile, LEGACY_PROFILE_VARIABLE,
                                              PROFILE_VARIABLE)
@@ -28,18 +30,42 @@ ARGUMENTS = (
     ('image_topic', '', 'Attach to this existing image topic (a simulator\'s or another '
                         'driver\'s); camera_node is then not started'),
     ('params_file', '', 'Parameter file; empty = config/<task>.yaml of this package'),
-    ('rviz', 'false', 'Start rviz2 with the package\'s view of raw and annotated images'),
+    ('rviz', 'false', 'Start rviz2 with the package\'s view of raw and annotated images '
+                      '(where rviz2 is not installed: a warning, and the nodes without it)'),
+    ('annotate_confirmed', '', 'inference_node draws confirmed results over raw ones on '
+                               'image_annotated (false: raw only); empty = the parameter file\'s'),
 )
 TRUE = ('true', '1', 'yes', 'on')
+FALSE = ('false', '0', 'no', 'off')
+RVIZ_MISSING = ('rviz:=true, but rviz2 is not installed ({reason}): starting the nodes without '
+                'it. Install it (apt install ros-{distro}-rviz2) or leave out rviz:=true.')
+
+
+def rviz_missing_reason() -> str | None:
+    """Why rviz2 cannot be started (not in the ament index), or None when it can.
+
+    Checked before anything starts: launch_ros would fail on the missing package only after
+    starting the other nodes, and leave them running without their launch.
+    """
+    try:
+        get_package_prefix('rviz2')
+    except PackageNotFoundError:
+        return "package 'rviz2' not found"
+    except OSError as error:  # AMENT_PREFIX_PATH unset: no ROS environment at all
+        return str(error)
+    return None
 
 
 def _nodes(context: LaunchContext, task: str) -> list[Node]:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    for name in ('use_sim_time', 'rviz'):
-        if arg(name).lower() not in TRUE + ('false', '0', 'no', 'off'):
-            raise ValueError(f'launch argument {name}:={arg(name)!r} is not a boolean')
+    # Everything is checked before any process starts: a bad argument leaves no node behind.
+    for name in ('use_sim_time', 'rviz', 'annotate_confirmed'):
+        allowed = TRUE + FALSE + (('',) if name == 'annotate_confirmed' else ())
+        if arg(name).lower() not in allowed:
+            raise ValueError(f'launch argument {name}:={arg(name)!r} is not a boolean '
+                             f'(expected true or false)')
     graph = pipeline(task, image_topic=arg('image_topic'))
     sim_time = arg('use_sim_time').lower() in TRUE
     params_file = arg('params_file') or str(config_file(graph.parameters_file))
@@ -47,13 +73,21 @@ def _nodes(context: LaunchContext, task: str) -> list[Node]:
         raise FileNotFoundError(f'launch argument params_file: {params_file} does not exist')
     overrides = node_overrides(graph, source=arg('source'), model=arg('model'),
                                use_sim_time=sim_time)
+    if arg('annotate_confirmed'):
+        overrides['inference_node']['annotate_confirmed'] = \
+            arg('annotate_confirmed').lower() in TRUE
+    rviz = arg('rviz').lower() in TRUE
+    rviz_missing = rviz_missing_reason() if rviz else None
+    if rviz_missing:
+        get_logger('launch').warning(RVIZ_MISSING.format(
+            reason=rviz_missing, distro=os.environ.get('ROS_DISTRO') or '<distro>'))
     actions = [
         Node(package=PACKAGE, executable=spec.executable, name=spec.name,
              namespace=arg('namespace'), parameters=[params_file, overrides[spec.executable]],
              remappings=list(spec.remappings), output='screen', emulate_tty=True)
         for spec in graph.nodes
     ]
-    if arg('rviz').lower() in TRUE:
+    if rviz and not rviz_missing:
         actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
                             namespace=arg('namespace'),
                             arguments=['-d', str(config_file('ros_onnx_vision.rviz'))],

@@ -65,9 +65,11 @@ class SmoothingNode(Node):
         self.subscription = self.create_subscription(
             msg_type, in_topic, self.on_input, in_qos,
             event_callbacks=qos_mismatch_callbacks(self, in_topic, in_qos, self.qos_mismatch))
+        self.in_topic = self.subscription.topic_name  # as resolved, for logs and diagnostics
         self.timer = self.create_timer(min(0.1, params['timeout'] / 4), self.on_timer)
         self.get_logger().info(
-            f'smoothing {in_topic} -> {out_topic}: window {params["window"]} s '
+            f'smoothing {self.subscription.topic_name} -> {self.publisher.topic_name}: '
+            f'window {params["window"]} s '
             f'(N = FPS x window), release after {params["release_frames"] or "N"} frames, '
             f'timeout {params["timeout"]} s')
 
