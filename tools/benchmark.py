@@ -83,24 +83,20 @@ def transport(seconds: float, rate: float, sizes: list[str]) -> list[dict]:
 
 
 def inference(frames: int, threads: int) -> list[dict]:
-    import rclpy
-
     import bench_inference
+    from ros_probe import RosProbe
     cards = [p.name for p in sorted((ROOT / 'models').glob('*.yaml'))]
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('benchmark_inference', context=context)
+    probe = RosProbe(None, 'benchmark_inference')  # only a node to publish from
     try:
         rows = []
         for card in cards:
-            row = bench_inference.bench(card, frames, threads, node)
+            row = bench_inference.bench(card, frames, threads, probe.node)
             print(f'[benchmark] inference {card}: run {row["mean_ms"]["run"]:.2f} ms, '
                   f'everything else {row["other_ms"]:.2f} ms', flush=True)
             rows.append(row)
         return rows
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        probe.close()
 
 
 def accuracy() -> list[dict]:
@@ -135,12 +131,11 @@ def main() -> int:
         print(f'[benchmark] wrote {report}')
         return 0
 
-    from ros_onnx_vision.ros.environment import apply_fastdds_profile
     import bench_pipeline
+    from ros_probe import host_only_participant
     # This process's own nodes (probe, publisher of the stage benchmark) use the same transport
     # as the nodes; the defaults-vs-profile comparison sets its child processes' environment.
-    apply_fastdds_profile()
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    host_only_participant()
     command = 'tools/benchmark.sh' + (' --quick' if args.quick else '')
     started = time.monotonic()
     results: dict = {'machine': machine(command), 'quick': args.quick}
