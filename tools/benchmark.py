@@ -20,12 +20,9 @@ on 2 cores; --quick (about 2 minutes) shortens every measurement, for checking t
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 from pathlib import Path
-import subprocess
 import sys
 import time
 
@@ -33,39 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tools'))
 
-from benchmark_report import cpu_model, write_report  # noqa: E402
-
-
-def machine(command: str) -> dict:
-    """What the figures were measured on."""
-    import onnxruntime
-    cpu = cpu_model()
-    try:
-        memory_kib = int(Path('/proc/meminfo').read_text().split()[1])
-    except OSError:
-        memory_kib = 0
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, text=True,
-                                capture_output=True, check=True).stdout.strip()
-        if subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
-                          text=True, capture_output=True).stdout.strip():
-            commit += ' (with uncommitted changes)'
-    except (OSError, subprocess.CalledProcessError):
-        commit = 'unknown'
-    os_name = platform.platform()
-    try:
-        os_name = next(line.split('=', 1)[1].strip('"') for line in
-                       Path('/etc/os-release').read_text().splitlines()
-                       if line.startswith('PRETTY_NAME='))
-    except (OSError, StopIteration):
-        pass
-    return {'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-            'cpu': cpu, 'cpus': os.cpu_count(), 'memory_gib': round(memory_kib / 2**20, 1),
-            'os': os_name, 'python': platform.python_version(),
-            'ros_distro': os.environ.get('ROS_DISTRO', 'jazzy'),
-            'onnxruntime': onnxruntime.__version__,
-            'providers': onnxruntime.get_available_providers(), 'commit': commit,
-            'command': command}
+from benchmark_report import write_report  # noqa: E402
+from machine import machine_record  # noqa: E402
 
 
 def transport(seconds: float, rate: float, sizes: list[str]) -> list[dict]:
@@ -138,7 +104,7 @@ def main() -> int:
     host_only_participant()
     command = 'tools/benchmark.sh' + (' --quick' if args.quick else '')
     started = time.monotonic()
-    results: dict = {'machine': machine(command), 'quick': args.quick}
+    results: dict = {'machine': machine_record(command, ROOT), 'quick': args.quick}
     seconds = 1.5 if args.quick else 4.0
     results.update(transport_rate_hz=30.0, transport_seconds=seconds)
     results['transport'] = transport(seconds, 30.0, ['640x480', '1280x720', '1920x1080'])

@@ -46,18 +46,6 @@ def _fmt(value: float | None, unit: str = '', digits: int = 1) -> str:
     return 'n/a' if value is None else f'{value:.{digits}f}{unit}'
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
-    import platform
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def camera_faster(row: dict[str, Any], ref: dict[str, float]) -> bool:
     """The camera delivers frames faster than the engine alone (pre + run + decode) takes them:
     the queueing and rate targets apply; otherwise the row is compared with the baseline."""

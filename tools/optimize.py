@@ -91,6 +91,7 @@ import cv2
 import numpy as np
 import yaml
 
+from machine import cpu_summary
 from ros_onnx_vision.inference.model_card import ModelCard, file_sha256, load_model_card
 
 DEFAULT_OUTPUT_DIR = Path('output/optimized')
@@ -928,7 +929,7 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
                                      if k in ('run_ms_mean', 'run_ms_p50', 'recall',
                                               'precision', 'accuracy', 'close_ups')}
         measured['threads'] = threads
-        measured['machine'] = _machine()
+        measured['machine'] = cpu_summary()
         derivation: dict[str, Any] = {'optimization': {**common, 'kind': result.description}}
         if result.settings is not None:
             derivation['optimization'].update(
@@ -1051,11 +1052,6 @@ def evaluate_accuracy(card: ModelCard, results: Sequence[VariantResult], threads
             result.accuracy = evaluate_detection(card, result.path, threads)
         else:
             result.accuracy = evaluate_digits(card, result.path, threads, digits)
-
-
-def _machine() -> str:
-    from benchmark_report import cpu_model
-    return f'{cpu_model()}, {os.cpu_count()} CPUs'
 
 
 def main(argv: Sequence[str] | None = None) -> int:
