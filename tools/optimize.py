@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--json', default=None, help='also write the report as JSON here')
     args = parser.parse_args(argv)
     command = 'tools/optimize.py ' + shlex.join(
-        list(sys.argv[2:] if argv is None else argv))
+        list(sys.argv[1:] if argv is None else argv))
     from ros_onnx_vision.inference.model_card import ModelCardError
     if args.update_card and not args.evaluate_only:
         parser.error('--update-card needs --evaluate-only (optimize writes its cards anyway)')
