@@ -69,7 +69,7 @@ WIDTH, HEIGHT = 640, 480
 VIDEO_FPS = 30.0
 VIDEO_FRAMES = 300  # 10 s at 30 fps
 COUNTER_WRAP = 1 << SyntheticSource.BITS
-GOAL_PCT = 2.0  # the goal: achieved rate within 2 % of the target
+GOAL_PCT = 2.0  # the goal: achieved rate within 2 % of the target
 STATS_LINE = re.compile(r'(\d+) frames, ([\d.]+) Hz, (\d+) slots skipped, publish cost '
                         r'([\d.]+) ms/frame')
 

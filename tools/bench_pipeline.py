@@ -17,7 +17,7 @@ For each task:
 
 The model alone and the baseline are measured again just before and after each pipeline window
 (camera stopped, nodes idle) and stored with the row as its `reference`: this machine's speed
-drifts by 20% and more within minutes. The reference baseline reads frames paced at the row's
+drifts within minutes. The reference baseline reads frames paced at the row's
 camera rate when the model keeps up with it, as the original exercise read a webcam.
 `--set NAME:=VALUE` passes inference_node parameters, e.g. `--set intra_op_spinning:=true`.
 
@@ -148,7 +148,7 @@ class Reference:
         difference to the pipeline is what ROS, DDS and the process split cost.
 
         `rate` > 0 paces the reads like a camera delivering frames at that rate (the original
-        exercise read a webcam): a model that waits between frames runs each one ~10% slower
+        exercise read a webcam): a model that waits between frames runs each one slower
         than back to back (colder caches, sleeping threads), in the pipeline and here alike.
         Per-frame time excludes the wait.
         """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark suite: every figure of issue 7 in one run, as JSON and a Markdown report.
+"""The benchmark suite: every performance target's figures in one run, as JSON and a report.
 
     tools/benchmark.sh [--output DIR] [--quick]      # builds .venv first, then runs this
     .venv/bin/python tools/benchmark.py --render DIR/results.json   # re-render a report
@@ -12,9 +12,9 @@ Sections (each also runs alone, see its script):
    fp32: speed and accuracy from this same run);
 3. end-to-end latency, processed rate, dropped frames and CPU per node at camera 10/30/60 Hz
    for each task, and 4. the single-process baseline on the same frames (`bench_pipeline.py`).
-Targets are evaluated as ratios (`ros_onnx_vision/benchmark_report.py`). Writes
-DIR/results.json, DIR/report.md and DIR/*.png (default DIR: output/benchmark). About 6 minutes
-on 2 cores; --quick (about 2 minutes) shortens every measurement, for checking the command.
+Targets are evaluated as ratios (`tools/benchmark_report.py`). Writes DIR/results.json,
+DIR/report.md and DIR/*.png (default DIR: output/benchmark); --quick shortens every
+measurement, for checking the command (run times: README, Performance).
 """
 
 from __future__ import annotations
