@@ -7,6 +7,7 @@ Runs the node's own per-frame functions in-process on real frames: message -> ar
 (`to_engine_image`), pre-processing, session run, decoding (`InferenceEngine.infer`), message
 building (`result_to_msg`) and publishing (a real rclpy publisher). Reports means in ms and the
 ratio of everything but the session run to the session run (goal for NanoDet: <= 30%).
+Needs the source checkout: its frames come from test/data and tools/demo_inputs.py.
 """
 
 from __future__ import annotations

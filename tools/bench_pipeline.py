@@ -23,6 +23,7 @@ camera rate when the model keeps up with it, as the original exercise read a web
 
 Input: vtest.avi (the demo's pedestrian video; the four vtest stills where it cannot be
 fetched) for human detection, the demo's digits-on-paper video for digits.
+Needs the source checkout: the inputs come from tools/demo_inputs.py and test/data.
 """
 
 from __future__ import annotations

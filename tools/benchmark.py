@@ -15,6 +15,7 @@ Sections (each also runs alone, see its script):
 Targets are evaluated as ratios (`tools/benchmark_report.py`). Writes DIR/results.json,
 DIR/report.md and DIR/*.png (default DIR: output/benchmark); --quick shortens every
 measurement, for checking the command (run times: README, Performance).
+Needs the source checkout: it reads models/ and test/data and writes output/.
 """
 
 from __future__ import annotations

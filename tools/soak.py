@@ -25,6 +25,7 @@ ONNX Runtime and DDS allocate their steady-state buffers before the start figure
 Goals: RSS growth < 5% per node after the warm-up, and no upward latency trend (the trend over
 the measured span is less than max(5 ms, 10% of the p50)). Exit status: 0 when no failure
 occurred (goals are reported in the summary, `goals_met`), 1 on a failure.
+Needs the source checkout: the default source is in test/data, the default output in output/.
 """
 
 from __future__ import annotations
