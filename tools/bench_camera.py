@@ -44,16 +44,13 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ros_onnx_vision.ros.environment import apply_fastdds_profile, node_environment  # noqa: E402
+from ros_onnx_vision.ros.environment import node_environment  # noqa: E402
+from ros_probe import host_only_participant, RosProbe  # noqa: E402
 
 # This process is a DDS participant too: same profile and discovery rules as the node it
 # talks to (as test/conftest.py does). Must happen before rclpy creates anything.
-apply_fastdds_profile()
-os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+host_only_participant()
 
-import rclpy  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -73,7 +70,7 @@ WIDTH, HEIGHT = 640, 480
 VIDEO_FPS = 30.0
 VIDEO_FRAMES = 300  # 10 s at 30 fps
 COUNTER_WRAP = 1 << SyntheticSource.BITS
-GOAL_PCT = 2.0  # the issue's goal: achieved rate within 2 % of the target
+GOAL_PCT = 2.0  # the goal: achieved rate within 2 % of the target
 STATS_LINE = re.compile(r'(\d+) frames, ([\d.]+) Hz, (\d+) slots skipped, publish cost '
                         r'([\d.]+) ms/frame')
 
@@ -118,29 +115,6 @@ def write_video(path: Path, frames: int = VIDEO_FRAMES) -> Path:
     return path
 
 
-class Probe:
-    """A subscriber node in this process, on its own Context and ROS domain."""
-
-    def __init__(self, domain: int) -> None:
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node(f'bench_camera_{os.getpid()}', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-
-    def spin_until(self, condition: Callable[[], bool], deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            self.executor.spin_once(timeout_sec=0.02)
-        return condition()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
 # --------------------------------------------------------------------------- part 1: rate
 
 def node_stats(log: str) -> dict[str, float] | None:
@@ -153,7 +127,7 @@ def node_stats(log: str) -> dict[str, float] | None:
             'publish_cost_ms': float(cost)}
 
 
-def measure_rate(probe: Probe, env: dict[str, str], label: str, parameters: dict[str, Any],
+def measure_rate(probe: RosProbe, env: dict[str, str], label: str, parameters: dict[str, Any],
                  target: float, seconds: float, warmup: float, wrap: int,
                  log_file: Path) -> dict[str, Any]:
     """Run camera_node with `parameters`; statistics over `seconds` after `warmup`."""
@@ -175,12 +149,12 @@ def measure_rate(probe: Probe, env: dict[str, str], label: str, parameters: dict
     ]
     process = start_node('camera_node', env, parameters=parameters, log_file=log_file)
     try:
-        if not probe.spin_until(lambda: bool(images), time.monotonic() + 30.0):
+        if not probe.spin_until(lambda: bool(images), 30.0):
             raise RuntimeError(f'{label}: no image within 30 s; camera_node log:\n'
                                f'{log_file.read_text(errors="replace")}')
         start = time.monotonic() + warmup
         end = start + seconds
-        probe.spin_until(lambda: False, end)
+        probe.spin_for(end - time.monotonic())
         exit_code = process.poll()
     finally:
         if process.poll() is None:
@@ -284,7 +258,7 @@ def measure_rate(probe: Probe, env: dict[str, str], label: str, parameters: dict
 def rate_runs(rates: Sequence[float], seconds: float, warmup: float, domain: int,
               work: Path) -> list[dict[str, Any]]:
     env = node_environment(domain)
-    probe = Probe(domain)
+    probe = RosProbe(domain, f'bench_camera_{os.getpid()}', step=0.02)
     results = []
     try:
         for rate in rates:
@@ -434,11 +408,9 @@ def measure_cost(publisher_node: Node, width: int, height: int, encoding: str, f
 
 
 def cost_runs(frames: int, domain: int) -> list[dict[str, Any]]:
-    pub_context, sub_context = Context(), Context()
-    rclpy.init(context=pub_context, domain_id=domain)
-    rclpy.init(context=sub_context, domain_id=domain)
-    publisher_node = rclpy.create_node(f'bench_cost_pub_{os.getpid()}', context=pub_context)
-    subscriber_node = rclpy.create_node(f'bench_cost_sub_{os.getpid()}', context=sub_context)
+    publisher = RosProbe(domain, f'bench_cost_pub_{os.getpid()}')
+    subscriber = RosProbe(domain, f'bench_cost_sub_{os.getpid()}')
+    publisher_node, subscriber_node = publisher.node, subscriber.node
     # A matched best-effort subscriber in another participant, never spun: Fast DDS still
     # delivers every sample into its history, so publish does the full transport work.
     subscription = subscriber_node.create_subscription(Image, 'bench_image_raw', lambda _: None,
@@ -450,10 +422,8 @@ def cost_runs(frames: int, domain: int) -> list[dict[str, Any]]:
                 results.append(measure_cost(publisher_node, width, height, encoding, frames))
     finally:
         subscriber_node.destroy_subscription(subscription)
-        subscriber_node.destroy_node()
-        publisher_node.destroy_node()
-        rclpy.try_shutdown(context=sub_context)
-        rclpy.try_shutdown(context=pub_context)
+        subscriber.close()
+        publisher.close()
     return results
 
 

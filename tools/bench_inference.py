@@ -7,6 +7,7 @@ Runs the node's own per-frame functions in-process on real frames: message -> ar
 (`to_engine_image`), pre-processing, session run, decoding (`InferenceEngine.infer`), message
 building (`result_to_msg`) and publishing (a real rclpy publisher). Reports means in ms and the
 ratio of everything but the session run to the session run (goal for NanoDet: <= 30%).
+Needs the source checkout: its frames come from test/data and tools/demo_inputs.py.
 """
 
 from __future__ import annotations
@@ -86,10 +87,9 @@ def main() -> int:
     parser.add_argument('--threads', type=int, default=0, help='intra-op threads (0 = ORT)')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
-    import rclpy
-    rclpy.init()
-    node = rclpy.create_node('bench_inference')
-    results = [bench(card, args.frames, args.threads, node) for card in CARDS]
+    from ros_probe import RosProbe
+    probe = RosProbe(None, 'bench_inference')  # only a node to publish from
+    results = [bench(card, args.frames, args.threads, probe.node) for card in CARDS]
     print(f'{"card":<34} {"convert":>8} {"pre":>7} {"run":>7} {"decode":>7} {"message":>8} '
           f'{"publish":>8} {"other/run":>9}')
     for r in results:
@@ -99,8 +99,7 @@ def main() -> int:
               f'{100 * r["other_over_run"]:>8.1f}%')
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    node.destroy_node()
-    rclpy.try_shutdown()
+    probe.close()
     return 0
 
 

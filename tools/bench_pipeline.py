@@ -17,18 +17,18 @@ For each task:
 
 The model alone and the baseline are measured again just before and after each pipeline window
 (camera stopped, nodes idle) and stored with the row as its `reference`: this machine's speed
-drifts by 20% and more within minutes. The reference baseline reads frames paced at the row's
+drifts within minutes. The reference baseline reads frames paced at the row's
 camera rate when the model keeps up with it, as the original exercise read a webcam.
 `--set NAME:=VALUE` passes inference_node parameters, e.g. `--set intra_op_spinning:=true`.
 
 Input: vtest.avi (the demo's pedestrian video; the four vtest stills where it cannot be
 fetched) for human detection, the demo's digits-on-paper video for digits.
+Needs the source checkout: the inputs come from tools/demo_inputs.py and test/data.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import demo_inputs  # noqa: E402
 from ros_onnx_vision.ros.graph import pipeline  # noqa: E402
+from ros_probe import host_only_participant, RosProbe  # noqa: E402
 
 CARD_OF_TASK = {'human_detection': 'nanodet_m_416.yaml',
                 'digit_classification': 'mnist_digits_cnn.yaml'}
@@ -148,7 +149,7 @@ class Reference:
         difference to the pipeline is what ROS, DDS and the process split cost.
 
         `rate` > 0 paces the reads like a camera delivering frames at that rate (the original
-        exercise read a webcam): a model that waits between frames runs each one ~10% slower
+        exercise read a webcam): a model that waits between frames runs each one slower
         than back to back (colder caches, sleeping threads), in the pipeline and here alike.
         Per-frame time excludes the wait.
         """
@@ -208,29 +209,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
-@dataclass
-class Probe:
+class Probe(RosProbe):
     """An rclpy node in this process: smoothed results, raw results, camera frame counter."""
 
-    domain: int
-    task: str
-    smoothed: list[tuple[float, float]] = field(default_factory=list)  # (stamp, received)
-    raw: list[tuple[float, float]] = field(default_factory=list)
-    frame_counts: list[tuple[float, int]] = field(default_factory=list)  # (received, count)
-    inference_status: dict[str, str] = field(default_factory=dict)  # latest diagnostics values
-
-    def __post_init__(self) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
+    def __init__(self, domain: int, task: str) -> None:
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from diagnostic_msgs.msg import DiagnosticArray
         from std_msgs.msg import UInt64
         from ros_onnx_vision.ros.messages import RESULT_MESSAGES
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=self.domain)
-        self.node = rclpy.create_node('bench_probe', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(domain, 'bench_probe')
+        self.task = task
+        self.smoothed: list[tuple[float, float]] = []  # (stamp, received)
+        self.raw: list[tuple[float, float]] = []
+        self.frame_counts: list[tuple[float, int]] = []  # (received, count)
+        self.inference_status: dict[str, str] = {}  # latest diagnostics values
         graph = pipeline(self.task)
         self.graph = graph
         kind = RESULT_MESSAGES[graph.inference_task]
@@ -255,21 +247,10 @@ class Probe:
         received = time.time()
         into.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, received))
 
-    def spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.05)
-
     def clear(self) -> None:
         self.smoothed.clear()
         self.raw.clear()
         self.frame_counts.clear()
-
-    def close(self) -> None:
-        import rclpy
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, warmup: float,
@@ -292,7 +273,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
             if downstream.exited() or time.monotonic() > deadline:
                 raise RuntimeError(f'{task}: downstream nodes did not come up '
                                    f'(exited: {downstream.exited()}; logs in {log_dir})')
-            probe.spin(0.2)
+            probe.spin_for(0.2)
         for rate in rates:
             parameters = {'camera_node': {'source': str(video), 'fps': float(rate),
                                           'loop': True}}
@@ -300,7 +281,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
             camera = GraphProcesses(graph.subset('camera_node'), env, parameters=parameters,
                                     log_dir=log_dir / f'camera_{rate:g}hz').start()
             try:
-                probe.spin(warmup)
+                probe.spin_for(warmup)
                 if camera.exited() or downstream.exited():
                     raise RuntimeError(f'{task} at {rate:g} Hz: a node exited '
                                        f'({camera.exited() or downstream.exited()}); '
@@ -311,7 +292,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                 probe.clear()
                 status0 = dict(probe.inference_status)
                 t0 = time.time()
-                probe.spin(seconds)
+                probe.spin_for(seconds)
                 wall = time.time() - t0
                 cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 status1 = dict(probe.inference_status)
@@ -321,7 +302,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                    for name in pids if cpu0[name] is not None and cpu1[name] is not None}
             row = summarise(task, rate, probe, wall, cpu, t0)
             row['breakdown_ms'] = breakdown(status0, status1, row)
-            probe.spin(1.5)  # smoothing releases on its timeout before the next rate
+            probe.spin_for(1.5)  # smoothing releases on its timeout before the next rate
             if reference is not None and before is not None:
                 after = reference.snapshot(reference_frames, rate)  # camera stopped: idle
                 row['reference'] = _around(before, after)
@@ -435,9 +416,7 @@ def main() -> int:
     for item in args.set:
         name, _, value = item.partition(':=')
         overrides[name] = yaml.safe_load(value)
-    from ros_onnx_vision.ros.environment import apply_fastdds_profile
-    apply_fastdds_profile()
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'  # the probe, like the nodes
+    host_only_participant()  # the probe, like the nodes
     with tempfile.TemporaryDirectory(prefix='bench_pipeline_') as tmp:
         results = run(args.tasks.split(','), [float(r) for r in args.rates.split(',')],
                       args.seconds, args.warmup, args.frames, args.threads, Path(tmp),

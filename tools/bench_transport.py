@@ -8,7 +8,7 @@ For each frame size, reliability and profile, a publisher process sends bgr8 fra
 ros_onnx_vision.ros.image_conversion) stamped just before publishing, and a subscriber process
 (spinning a SingleThreadedExecutor like run_node) records receive time - stamp (same host clock).
 Both call ros.environment.keep_image_buffers() first, as image nodes should (without it the
-subscriber page-faults three fresh frame buffers per message: about 2x the latency at 640x480);
+subscriber page-faults three fresh frame buffers per message);
 --no-keep-buffers leaves glibc's defaults, --compare-buffers runs both for each case.
 Prints a table and optionally writes JSON.
 """

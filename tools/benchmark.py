@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark suite: every figure of issue 7 in one run, as JSON and a Markdown report.
+"""The benchmark suite: every performance target's figures in one run, as JSON and a report.
 
     tools/benchmark.sh [--output DIR] [--quick]      # builds .venv first, then runs this
     .venv/bin/python tools/benchmark.py --render DIR/results.json   # re-render a report
@@ -12,20 +12,18 @@ Sections (each also runs alone, see its script):
    fp32: speed and accuracy from this same run);
 3. end-to-end latency, processed rate, dropped frames and CPU per node at camera 10/30/60 Hz
    for each task, and 4. the single-process baseline on the same frames (`bench_pipeline.py`).
-Targets are evaluated as ratios (`ros_onnx_vision/benchmark_report.py`). Writes
-DIR/results.json, DIR/report.md and DIR/*.png (default DIR: output/benchmark). About 6 minutes
-on 2 cores; --quick (about 2 minutes) shortens every measurement, for checking the command.
+Targets are evaluated as ratios (`tools/benchmark_report.py`). Writes DIR/results.json,
+DIR/report.md and DIR/*.png (default DIR: output/benchmark); --quick shortens every
+measurement, for checking the command (run times: README, Performance).
+Needs the source checkout: it reads models/ and test/data and writes output/.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 from pathlib import Path
-import subprocess
 import sys
 import time
 
@@ -33,39 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tools'))
 
-from benchmark_report import cpu_model, write_report  # noqa: E402
-
-
-def machine(command: str) -> dict:
-    """What the figures were measured on."""
-    import onnxruntime
-    cpu = cpu_model()
-    try:
-        memory_kib = int(Path('/proc/meminfo').read_text().split()[1])
-    except OSError:
-        memory_kib = 0
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, text=True,
-                                capture_output=True, check=True).stdout.strip()
-        if subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
-                          text=True, capture_output=True).stdout.strip():
-            commit += ' (with uncommitted changes)'
-    except (OSError, subprocess.CalledProcessError):
-        commit = 'unknown'
-    os_name = platform.platform()
-    try:
-        os_name = next(line.split('=', 1)[1].strip('"') for line in
-                       Path('/etc/os-release').read_text().splitlines()
-                       if line.startswith('PRETTY_NAME='))
-    except (OSError, StopIteration):
-        pass
-    return {'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-            'cpu': cpu, 'cpus': os.cpu_count(), 'memory_gib': round(memory_kib / 2**20, 1),
-            'os': os_name, 'python': platform.python_version(),
-            'ros_distro': os.environ.get('ROS_DISTRO', 'jazzy'),
-            'onnxruntime': onnxruntime.__version__,
-            'providers': onnxruntime.get_available_providers(), 'commit': commit,
-            'command': command}
+from benchmark_report import write_report  # noqa: E402
+from machine import machine_record  # noqa: E402
 
 
 def transport(seconds: float, rate: float, sizes: list[str]) -> list[dict]:
@@ -83,24 +50,20 @@ def transport(seconds: float, rate: float, sizes: list[str]) -> list[dict]:
 
 
 def inference(frames: int, threads: int) -> list[dict]:
-    import rclpy
-
     import bench_inference
+    from ros_probe import RosProbe
     cards = [p.name for p in sorted((ROOT / 'models').glob('*.yaml'))]
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('benchmark_inference', context=context)
+    probe = RosProbe(None, 'benchmark_inference')  # only a node to publish from
     try:
         rows = []
         for card in cards:
-            row = bench_inference.bench(card, frames, threads, node)
+            row = bench_inference.bench(card, frames, threads, probe.node)
             print(f'[benchmark] inference {card}: run {row["mean_ms"]["run"]:.2f} ms, '
                   f'everything else {row["other_ms"]:.2f} ms', flush=True)
             rows.append(row)
         return rows
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        probe.close()
 
 
 def accuracy() -> list[dict]:
@@ -136,15 +99,14 @@ def main() -> int:
         print(f'[benchmark] wrote {report}')
         return 0
 
-    from ros_onnx_vision.ros.environment import apply_fastdds_profile
     import bench_pipeline
+    from ros_probe import host_only_participant
     # This process's own nodes (probe, publisher of the stage benchmark) use the same transport
     # as the nodes; the defaults-vs-profile comparison sets its child processes' environment.
-    apply_fastdds_profile()
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    host_only_participant()
     command = 'tools/benchmark.sh' + (' --quick' if args.quick else '')
     started = time.monotonic()
-    results: dict = {'machine': machine(command), 'quick': args.quick}
+    results: dict = {'machine': machine_record(command, ROOT), 'quick': args.quick}
     seconds = 1.5 if args.quick else 4.0
     results.update(transport_rate_hz=30.0, transport_seconds=seconds)
     results['transport'] = transport(seconds, 30.0, ['640x480', '1280x720', '1920x1080'])

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark suite: create or reuse .venv, then measure everything of issue 7 in one run.
-#   tools/benchmark.sh                       # about 6 minutes; output/benchmark/report.md
+# The benchmark suite: create or reuse .venv, then measure every performance target in one run.
+#   tools/benchmark.sh                       # output/benchmark/report.md
 #   tools/benchmark.sh --output docs/benchmark   # the copy the README links
-#   tools/benchmark.sh --quick               # about 2 minutes, rougher figures
+#   tools/benchmark.sh --quick               # shorter windows, rougher figures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 tools/dev_env.py

@@ -9,7 +9,7 @@
 - ``pipeline``: `tools/bench_pipeline.run` (per task: model_alone, baseline, pipeline rows,
   each row with the `reference` figures measured around its window).
 
-Targets (issue 7) are computed from those figures only, so a report can be re-rendered from its
+Targets are computed from those figures only, so a report can be re-rendered from its
 JSON (`python tools/benchmark.py --render results.json`).
 """
 
@@ -32,7 +32,7 @@ RECALL_DROP_LIMIT = 2.0
 
 @dataclass(frozen=True)
 class Target:
-    """One issue target evaluated on measured figures."""
+    """One performance target evaluated on measured figures."""
 
     name: str
     where: str
@@ -44,18 +44,6 @@ class Target:
 
 def _fmt(value: float | None, unit: str = '', digits: int = 1) -> str:
     return 'n/a' if value is None else f'{value:.{digits}f}{unit}'
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
-    import platform
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def camera_faster(row: dict[str, Any], ref: dict[str, float]) -> bool:
@@ -76,7 +64,7 @@ def reference_of(row: dict[str, Any], task: dict[str, Any]) -> dict[str, float]:
 
 
 def evaluate_targets(results: dict[str, Any]) -> list[Target]:
-    """Every issue-7 target on the figures in `results`."""
+    """Every performance target on the figures in `results`."""
     targets: list[Target] = []
     for row in results.get('transport', []):
         if row['size'] == '640x480' and row['profile'] == 'shipped':

@@ -23,8 +23,6 @@ import time
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
@@ -35,8 +33,8 @@ from graph_runner import GraphProcesses
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
 from ros_onnx_vision.results import Detection, Result
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, results_from_msg
-from ros_onnx_vision.ros.environment import (apply_fastdds_profile, keep_image_buffers,
-                                             node_environment)
+from ros_onnx_vision.ros.environment import keep_image_buffers, node_environment
+from ros_probe import host_only_participant, RosProbe
 
 
 @dataclass
@@ -74,15 +72,11 @@ def prepare_input(task: str, output: Path, given: str | None) -> DemoInput:
     return DemoInput(video, fps, f'{video.name} ({frames} frames at {fps:g} fps)')
 
 
-class Recorder:
+class Recorder(RosProbe):
     """An rclpy node in this process that keeps every frame and result by stamp."""
 
     def __init__(self, domain: int, task: str) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node('demo_recorder', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(domain, 'demo_recorder')
         graph = pipeline(task)
         result_type = RESULT_MESSAGES[graph.inference_task]
         self.frames: dict[float, bytes] = {}  # stamp -> JPEG
@@ -112,16 +106,6 @@ class Recorder:
         self.records[stamp] = FrameRecord(
             frame=0, stamp=stamp, raw=self.raw.get(stamp, []), confirmed=results_from_msg(msg),
             latency_ms=round((time.time() - stamp) * 1e3, 2))
-
-    def spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict:
@@ -165,12 +149,11 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
 
 def run_demo(task: str, output: Path, max_seconds: float, given: str | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
-    apply_fastdds_profile()
+    host_only_participant()
     keep_image_buffers()  # the recorder receives every frame
     demo = prepare_input(task, output, given)
     print(f'[demo] {task}: {demo.description} -> {output}/', flush=True)
     domain = int(os.environ.get('ROS_DOMAIN_ID', 0)) or 1 + os.getpid() % 100
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env = node_environment(domain)
     recorder = Recorder(domain, task)
     graph = pipeline(task)
@@ -189,8 +172,8 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not downstream.exited() and \
                 recorder.node.count_publishers(graph.smoothed_topic) == 0:
-            recorder.spin(0.2)
-        recorder.spin(1.0)
+            recorder.spin_for(0.2)
+        recorder.spin_for(1.0)
         if downstream.exited():
             print(f'[demo] a node exited: {downstream.exited()}; see {output}/logs',
                   file=sys.stderr)
@@ -198,9 +181,9 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
         camera.start()
         start = last_print = time.monotonic()
         while time.monotonic() - start < max_seconds:
-            recorder.spin(0.25)
+            recorder.spin_for(0.25)
             if camera.exited() or downstream.exited():
-                recorder.spin(1.5)  # drain what is in flight
+                recorder.spin_for(1.5)  # drain what is in flight
                 break
             now = time.monotonic()
             if now - last_print >= 2.0:

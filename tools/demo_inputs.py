@@ -3,6 +3,7 @@
 No ROS imports. The pedestrian clip is `vtest.avi` from Debian's `opencv-doc` package (Apache-2.0
 and BSD-3-Clause), fetched once with `apt-get download` and cached; where that is impossible the
 fallback is a clip made from the four vtest stills shipped in test/data.
+Needs the source checkout: the fallback's stills are test/data's, which is not installed.
 """
 
 from __future__ import annotations

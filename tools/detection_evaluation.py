@@ -5,8 +5,9 @@ are matched greedily, best score first, to the unmatched label with the highest 
 detection whose best match is a ``difficult`` label is ignored (neither TP nor FP), and
 difficult labels are never misses. Recall is over the non-difficult labels.
 
-Used by ``test/test_detection_accuracy.py`` and by the model optimiser
+Used by ``test/unit/test_detection_accuracy.py``, the benchmark suite and the model optimiser
 (tools/optimize.py) to compare variants of a model.
+Needs the source checkout: the labels and images are test/data's, which is not installed.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ ONNX Runtime and DDS allocate their steady-state buffers before the start figure
 Goals: RSS growth < 5% per node after the warm-up, and no upward latency trend (the trend over
 the measured span is less than max(5 ms, 10% of the p50)). Exit status: 0 when no failure
 occurred (goals are reported in the summary, `goals_met`), 1 on a failure.
+Needs the source checkout: the default source is in test/data, the default output in output/.
 """
 
 from __future__ import annotations
@@ -148,15 +149,14 @@ def summarise(rows: list[dict[str, Any]], latencies: list[tuple[float, float]],
 
 
 def run(args: argparse.Namespace) -> int:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
     from vision_msgs.msg import Detection2DArray
 
     from ros_onnx_vision.ros.graph import pipeline
     from graph_runner import GraphProcesses
     from ros_onnx_vision.ros.node_support import stamp_to_seconds
-    from ros_onnx_vision.ros.environment import apply_fastdds_profile, node_environment
+    from ros_onnx_vision.ros.environment import node_environment
+    from ros_probe import host_only_participant, RosProbe
 
     duration = args.minutes * 60.0
     warmup = default_warmup(duration) if args.warmup is None else args.warmup
@@ -164,14 +164,9 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     env = node_environment(domain)
-    apply_fastdds_profile()
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    host_only_participant()
 
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    node = rclpy.create_node(f'soak_probe_{os.getpid()}', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    probe = RosProbe(domain, f'soak_probe_{os.getpid()}')
     origin = [0.0]  # monotonic time of the first frame's arrival window (set below)
     pending: list[float] = []
     latencies: list[tuple[float, float]] = []
@@ -182,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         pending.append(ms)
         latencies.append((now - origin[0], ms))
 
-    node.create_subscription(Detection2DArray, 'detections_smoothed', on_result,
+    probe.node.create_subscription(Detection2DArray, 'detections_smoothed', on_result,
                              QoSProfile(depth=50))
     graph = pipeline('human_detection')
     parameters = {'camera_node': {'source': args.source, 'fps': args.fps}}
@@ -203,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         next_sample = origin[0] + args.interval
         end = origin[0] + duration
         while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
+            probe.spin_once()
             now = time.monotonic()
             if len(latencies) > seen:
                 last_result, seen = now, len(latencies)
@@ -234,9 +229,7 @@ def run(args: argparse.Namespace) -> int:
             if args.verbose:
                 print(' '.join(f'{k}={v}' for k, v in row.items()), flush=True)
         elapsed = time.monotonic() - origin[0]
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+    probe.close()
     summary = summarise(rows, latencies, warmup, elapsed, failures, {
         'source': args.source, 'fps': args.fps, 'minutes': args.minutes,
         'interval_s': args.interval, 'csv': str(csv_path)})

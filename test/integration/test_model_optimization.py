@@ -1,4 +1,4 @@
-"""The model optimiser (tools/optimize.py) on the shipped models, small settings.
+"""The model optimiser (tools/optimize*.py) on the shipped models, small settings.
 
 Calibration uses few frames here (speed); the full run and its figures are in models/README.md.
 """
@@ -17,6 +17,11 @@ import pytest
 
 from conftest import DATA, REPO
 import optimize as mo
+from optimize_evaluation import CLOSE_UPS, measure_detection_agreement, paired_ious, VariantResult
+from optimize_frames import (add_zoomed_crops, agreement_frames, calibration_frames,
+                             CALIBRATION_MARGIN, LABELLED_MARGIN, LABELLED_VTEST_FRAMES)
+from optimize_quantization import fold_neg_inf_pad_into_maxpool, quantized_op_counts
+from optimize_report import OptimizationReport
 from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.model_card import file_sha256, load_model_card
 from ros_onnx_vision.inference.engine import InferenceEngine
@@ -25,7 +30,7 @@ MODELS = REPO / 'models'
 QUANT_OPS = {'QLinearConv', 'QuantizeLinear', 'DequantizeLinear'}
 
 
-def _check_written(variant: mo.VariantResult, source: Path) -> None:
+def _check_written(variant: VariantResult, source: Path) -> None:
     assert variant.card_path is not None and variant.card_path.is_file()
     card = load_model_card(variant.card_path)  # validates, including the sha256
     assert card.model_path == variant.path.resolve()
@@ -37,7 +42,7 @@ def _check_written(variant: mo.VariantResult, source: Path) -> None:
 
 
 @pytest.fixture(scope='module')
-def nanodet_report(tmp_path_factory: pytest.TempPathFactory) -> mo.OptimizationReport:
+def nanodet_report(tmp_path_factory: pytest.TempPathFactory) -> OptimizationReport:
     out = tmp_path_factory.mktemp('nanodet_opt')
     # The labelled stills stand in for vtest.avi where it cannot be fetched (the accuracy check
     # then sees its calibration images; acceptable for a smoke test, never for the real run).
@@ -51,15 +56,15 @@ def mo_video_available() -> bool:
     return pedestrian_video(log=lambda _: None) is not None
 
 
-def test_nanodet_int8_is_quantised_carded_and_close(nanodet_report: mo.OptimizationReport
+def test_nanodet_int8_is_quantised_carded_and_close(nanodet_report: OptimizationReport
                                                     ) -> None:
     names = [v.name for v in nanodet_report.variants]
     assert names == ['fp32', 'ortopt', 'int8']
     for variant in nanodet_report.variants[1:]:
         _check_written(variant, MODELS / 'nanodet_m_416.onnx')
     fp32, ortopt, int8 = nanodet_report.variants
-    assert QUANT_OPS & set(mo.quantized_op_counts(int8.path))
-    assert not mo.quantized_op_counts(ortopt.path)
+    assert QUANT_OPS & set(quantized_op_counts(int8.path))
+    assert not quantized_op_counts(ortopt.path)
     assert int8.size < fp32.size / 3  # int8 weights
     # The portable optimised graph computes the same thing.
     assert ortopt.accuracy['tp'] == fp32.accuracy['tp']
@@ -100,7 +105,7 @@ def test_digit_cnn_int8_keeps_top1(tmp_path: Path) -> None:
     fp32, ortopt, int8 = report.variants
     for variant in (ortopt, int8):
         _check_written(variant, MODELS / 'mnist_digits_cnn.onnx')
-    assert QUANT_OPS & set(mo.quantized_op_counts(int8.path))
+    assert QUANT_OPS & set(quantized_op_counts(int8.path))
     agree = np.mean(np.array(fp32.accuracy['predictions']) ==
                     np.array(int8.accuracy['predictions']))
     assert agree >= 0.97, agree
@@ -127,7 +132,7 @@ def test_missing_calibration_source_is_explained(tmp_path: Path,
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(mo.OptimizationError, match='holds no image files'):
-        mo.calibration_frames(empty)
+        calibration_frames(empty)
     # No vtest.avi (offline machine): the default source fails, saying what to pass instead.
     import demo_inputs as demo_inputs
     monkeypatch.setattr(demo_inputs, 'pedestrian_video', lambda **_: None)
@@ -138,11 +143,11 @@ def test_missing_calibration_source_is_explained(tmp_path: Path,
 def test_calibration_skips_labelled_vtest_frames() -> None:
     if not mo_video_available():
         pytest.skip('vtest.avi not available here')
-    calib = mo.calibration_frames(None, 100)
+    calib = calibration_frames(None, 100)
     assert len(calib.frames) == 100
     ids = [i for i in calib.frame_ids if isinstance(i, int)]
-    assert all(abs(i - f) > mo.LABELLED_MARGIN for i in ids for f in mo.LABELLED_VTEST_FRAMES)
-    zoomed = mo.add_zoomed_crops(calib, 0.5)
+    assert all(abs(i - f) > LABELLED_MARGIN for i in ids for f in LABELLED_VTEST_FRAMES)
+    zoomed = add_zoomed_crops(calib, 0.5)
     assert len(zoomed.frames) == 150 and zoomed.frames[-1].shape == calib.frames[0].shape
 
 
@@ -166,12 +171,12 @@ def test_fold_neg_inf_pad_into_maxpool_is_exact() -> None:
 
     model = _pad_maxpool(-np.inf)
     before = run(model)
-    assert mo.fold_neg_inf_pad_into_maxpool(model) == ['pad']
+    assert fold_neg_inf_pad_into_maxpool(model) == ['pad']
     assert [n.op_type for n in model.graph.node] == ['MaxPool']
     np.testing.assert_array_equal(run(model), before)
     # A zero-valued Pad is not what MaxPool pads with (the inputs are negative): left alone.
     model = _pad_maxpool(0.0)
-    assert mo.fold_neg_inf_pad_into_maxpool(model) == []
+    assert fold_neg_inf_pad_into_maxpool(model) == []
     assert [n.op_type for n in model.graph.node] == ['Pad', 'MaxPool']
 
 
@@ -182,26 +187,26 @@ def test_agreement_with_fp32_on_unused_frames() -> None:
     from detection_evaluation import match
     int8_card = load_model_card(MODELS / 'nanodet_m_416_int8.yaml')
     calib_ids = int8_card.provenance['optimization']['calibration']['frames']
-    held = mo.agreement_frames(pedestrian_video(log=lambda _: None), calib_ids, 4)
+    held = agreement_frames(pedestrian_video(log=lambda _: None), calib_ids, 4)
     assert len(held.frame_ids) == len(held.frames) == 4
     used = {int(str(i).removeprefix('zoom:')) for i in calib_ids}
     for i in held.frame_ids:
-        assert all(abs(i - u) > mo.CALIBRATION_MARGIN for u in used)
-        assert all(abs(i - f) > mo.LABELLED_MARGIN for f in mo.LABELLED_VTEST_FRAMES)
-    fp32 = mo.VariantResult('fp32', load_model_card(MODELS / 'nanodet_m_416.yaml').model_path, '')
-    variants = [fp32, mo.VariantResult('self', fp32.path, ''),
-                mo.VariantResult('int8', int8_card.model_path, '')]
-    mo.measure_detection_agreement(int8_card, variants, held, threads=2)
+        assert all(abs(i - u) > CALIBRATION_MARGIN for u in used)
+        assert all(abs(i - f) > LABELLED_MARGIN for f in LABELLED_VTEST_FRAMES)
+    fp32 = VariantResult('fp32', load_model_card(MODELS / 'nanodet_m_416.yaml').model_path, '')
+    variants = [fp32, VariantResult('self', fp32.path, ''),
+                VariantResult('int8', int8_card.model_path, '')]
+    measure_detection_agreement(int8_card, variants, held, threads=2)
     same, int8 = variants[1].accuracy['agreement'], variants[2].accuracy['agreement']
     assert same['fp32_boxes'] > 0 and same['recall'] == same['precision'] == 1.0
     assert same['mean_iou'] == pytest.approx(1.0)
     assert 0 <= int8['recall'] <= 1 and 0 <= int8['precision'] <= 1
     assert 0.5 <= int8['mean_iou'] <= 1 and int8['fp32_boxes'] == same['fp32_boxes']
-    assert set(variants[2].accuracy['close_ups']) == set(mo.CLOSE_UPS)
+    assert set(variants[2].accuracy['close_ups']) == set(CLOSE_UPS)
     # The pairs are detection_evaluation.match's: as many as its true positives.
     dets = [(0.9, (0, 0, 10, 10)), (0.8, (1, 0, 11, 10)), (0.7, (50, 50, 60, 60))]
     refs = [(0, 0, 10, 10), (0, 0, 10, 10), (100, 100, 110, 110)]
-    ious = mo.paired_ious(dets, refs)
+    ious = paired_ious(dets, refs)
     assert len(ious) == match(dets, [{'box': r, 'difficult': False} for r in refs]).tp == 2
     assert ious[0] == 1.0
 
