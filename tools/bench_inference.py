@@ -25,7 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CARDS = ('nanodet_m_416.yaml', 'ssdlite_mobilenet_v2_person.yaml', 'mnist_digits_cnn.yaml')
+CARDS = ('centernet_mobilenetv3_512.yaml', 'nanodet_m_416.yaml', 'ssdlite_mobilenet_v2_person.yaml',
+         'mnist_digits_cnn.yaml')
 
 
 def frames_for(card: str) -> list[np.ndarray]:

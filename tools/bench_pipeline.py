@@ -49,7 +49,7 @@ import demo_inputs  # noqa: E402
 from ros_onnx_vision.ros.graph import pipeline  # noqa: E402
 from ros_probe import host_only_participant, RosProbe  # noqa: E402
 
-CARD_OF_TASK = {'human_detection': 'nanodet_m_416.yaml',
+CARD_OF_TASK = {'human_detection': 'centernet_mobilenetv3_512.yaml',
                 'digit_classification': 'mnist_digits_cnn.yaml'}
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 

@@ -98,6 +98,19 @@ def load_labels(path: str | Path = LABELS) -> dict[str, Any]:
     return images
 
 
+PENNFUDAN = REPO.parent / 'shared' / 'data' / 'pennfudan_dev'  # development set, not shipped
+
+
+def load_box_labels(path: str | Path) -> dict[str, Any]:
+    """A shared-data labels file (``{"images": {name: {"persons": [[x1, y1, x2, y2], ...],
+    "difficult": [...]}}}``) in :func:`load_labels`' form."""
+    images = json.loads(Path(path).read_text(encoding='utf-8'))['images']
+    return {name: {'size': [entry['width'], entry['height']],
+                   'persons': [{'box': box, 'difficult': False} for box in entry['persons']]
+                   + [{'box': box, 'difficult': True} for box in entry.get('difficult', [])]}
+            for name, entry in images.items()}
+
+
 @dataclass(frozen=True)
 class ImageResult:
     """One labelled image: its labels, the person detections and their matching."""

@@ -366,6 +366,35 @@ def decode_yolov8(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int]
     return RawDetections(boxes, best.astype(np.float32), cls.astype(np.int64))
 
 
+def decode_boxes_xyxy(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
+                      options: Mapping[str, Any], score_threshold: float,
+                      class_ids: Sequence[int] = ()) -> RawDetections:
+    """Final detections ``[1, N, 6]``: x1, y1, x2, y2, score, class per row (CenterNet and
+    other end-to-end exports whose graph already picked the boxes).
+
+    Options: ``normalized`` (false: coordinates in input pixels), ``output`` (name, default
+    first), ``nms`` (run the shared NMS too; default off, the model chose its boxes).
+    """
+    rows = _squeeze_batch(_first_output(outputs, options), 2, 'boxes_xyxy output')
+    if rows.shape[1] < 6:
+        raise DecoderError(f'boxes_xyxy: expected [1, N, 6] rows of x1, y1, x2, y2, score, '
+                           f'class, got {list(rows.shape)}')
+    rows = rows[rows[:, 4] >= score_threshold]
+    boxes = rows[:, :4].astype(np.float32)
+    if options.get('normalized'):
+        boxes = boxes * np.array([*input_size, *input_size], np.float32)
+    return RawDetections(boxes, rows[:, 4].astype(np.float32), rows[:, 5].astype(np.int64))
+
+
+def _boxes_xyxy_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                            input_size: tuple[int, int] | None = None) -> int | None:
+    width = _first_shape(shapes, options)[-1]
+    if width is not None and width < 6:
+        raise DecoderError(f'boxes_xyxy: expected rows of 6 values (x1, y1, x2, y2, score, '
+                           f'class), the output has {width}')
+    return None  # the class is a value, not a column: the labels file says how many
+
+
 def _first_output(outputs: Mapping[str, np.ndarray], options: Mapping[str, Any]) -> np.ndarray:
     name = options.get('output')
     if name is None:
@@ -441,6 +470,8 @@ DETECTION_DECODERS: dict[str, DetectionDecoder] = {
     'yolov5': DetectionDecoder(decode_yolov5, _yolov5_num_classes, _YOLO_OPTIONS),
     'yolov8': DetectionDecoder(decode_yolov8, _yolov8_num_classes,
                                _YOLO_OPTIONS | {'transposed'}),
+    'boxes_xyxy': DetectionDecoder(decode_boxes_xyxy, _boxes_xyxy_num_classes,
+                                   frozenset({'normalized', 'output', 'nms'}), applies_nms=True),
 }
 """Detection decoders by card ``decoder.type``. Option ``nms``: run the shared NMS even
 when the model has its own (default: only when it has none)."""

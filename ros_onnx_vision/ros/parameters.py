@@ -103,7 +103,7 @@ CAMERA_NODE = (
 )
 
 INFERENCE_NODE = (
-    ParameterSpec('model', 'nanodet_m_416.yaml',
+    ParameterSpec('model', 'centernet_mobilenetv3_512.yaml',
                   'Model card (YAML): a path, or a file name in the package\'s models/ folder',
                   read_only=True),
     ParameterSpec('execution_providers', ['cpu'],

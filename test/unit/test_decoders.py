@@ -118,6 +118,25 @@ def test_yolov8_layout_model_decodes_to_planted_boxes(tmp_path: Path) -> None:
     check_planted(InferenceEngine.from_card_file(card))
 
 
+def test_boxes_xyxy_layout_model_decodes_to_planted_boxes(tmp_path: Path) -> None:
+    """CenterNet-style final detections [1, N, 6]: x1, y1, x2, y2, score, class."""
+    cxcywh = planted_input_cxcywh()
+    rows = np.zeros((1, 100, 6), np.float32)  # padding rows: score 0
+    for row, box, cls, score in zip([0, 1, 2], cxcywh, PLANTED_CLASSES, PLANTED_SCORES):
+        rows[0, row, :4] = [box[0] - box[2] / 2, box[1] - box[3] / 2,
+                            box[0] + box[2] / 2, box[1] + box[3] / 2]
+        rows[0, row, 4:] = score, cls
+    write_constant_model(tmp_path / 'cn.onnx', [1, 3, 320, 320], {'detections': rows})
+    card = write_card(tmp_path / 'cn.yaml', 'cn.onnx', 'boxes_xyxy', ['person', 'bicycle', 'car'])
+    check_planted(InferenceEngine.from_card_file(card))
+    normalized = decoders.decode_boxes_xyxy({'d': rows / np.array([320, 320, 320, 320, 1, 1],
+                                                                  np.float32)},
+                                            (320, 320), {'normalized': True}, 0.5)
+    np.testing.assert_allclose(normalized.boxes, rows[0, :3, :4], rtol=1e-5)
+    with pytest.raises(decoders.DecoderError, match=r'expected \[1, N, 6\]'):
+        decoders.decode_boxes_xyxy({'d': np.zeros((1, 100, 4), np.float32)}, (320, 320), {}, 0.5)
+
+
 def test_yolov8_transposed_option_and_guess() -> None:
     pred = np.zeros((1, 7, 3), np.float32)  # 3 anchors: fewer than channels
     pred[0, :, 1] = [100, 100, 20, 40, 0.0, 0.9, 0.0]

@@ -30,7 +30,10 @@ LABELS = DATA / 'person_labels.json'
 # walkers at the top right of vtest_200.jpg). ssdlite: recall 16/21 = 0.762 (misses 3 of 6 in
 # vtest_600.jpg, two of them at 0.48 and 0.39), precision 16/16 = 1.0; its boxes are looser
 # (IoU 0.53-0.66 on several walkers), so the recall floor leaves room for two more misses.
+# centernet_mobilenetv3_512 (the default): recall 20/21 = 0.952, precision 20/20 = 1.0 (it
+# misses one distant walker of vtest_600.jpg); the floor is the 0.9 for the default.
 FLOORS = {
+    'centernet_mobilenetv3_512.yaml': {'recall': 0.9, 'precision': 0.9},
     'nanodet_m_416.yaml': {'recall': 0.9, 'precision': 0.9},
     'ssdlite_mobilenet_v2_person.yaml': {'recall': 0.65, 'precision': 0.9},
 }

@@ -8,12 +8,15 @@ Used by convert_nanodet.sh / convert_ssdlite.sh. One-off tool, needs `onnx`, `on
   onnx_io_rename.py IN.onnx OUT.onnx --map old=new ...   # explicit
   add --fix-input-shape 1,300,300,3 to pin the (single) input's shape
   add --output-shapes NAME=1,100,4 ... to write fixed output dims (checked against a real run)
+  add --keep-outputs NAME ... (new names) to drop the other graph outputs (not computed then,
+  unless the kept ones need them)
 """
 import argparse
 import sys
 
 import numpy as np
 import onnx
+import onnx.utils
 
 
 def nanodet_map(model, path):
@@ -76,6 +79,8 @@ def main():
     ap.add_argument("--output-shapes", nargs="*", default=[],
                     help="NAME=d0,d1,... (new names): write fixed dims into graph outputs; verified below")
     ap.add_argument("--check-input", default=None, help=".npy file fed to both models for the equality check")
+    ap.add_argument("--keep-outputs", nargs="*", default=None,
+                    help="NAME ... (new names): the graph outputs to keep; the others are dropped")
     args = ap.parse_args()
 
     model = onnx.load(args.src)
@@ -107,6 +112,14 @@ def main():
             for d, v in zip(shp.dim, fixed_out[o.name]):
                 d.ClearField("dim_param")
                 d.dim_value = v
+    if args.keep_outputs is not None:
+        kept = [onnx.ValueInfoProto.FromString(o.SerializeToString())
+                for o in model.graph.output if o.name in args.keep_outputs]
+        assert len(kept) == len(args.keep_outputs), ("unknown output", args.keep_outputs)
+        del model.graph.output[:]
+        model.graph.output.extend(kept)
+        model = onnx.utils.Extractor(model).extract_model(
+            [i.name for i in model.graph.input], args.keep_outputs)
     onnx.checker.check_model(model)
     onnx.save(model, args.dst)
 
@@ -126,6 +139,8 @@ def main():
     rb = dict(zip([o.name for o in b.get_outputs()], b.run(None, {b.get_inputs()[0].name: x})))
     for old, va in ra.items():
         new = mapping.get(old, old)
+        if new not in rb:
+            continue  # dropped with --keep-outputs
         if new in fixed_out and list(rb[new].shape) != fixed_out[new]:
             print("SHAPE MISMATCH", new, rb[new].shape, fixed_out[new], file=sys.stderr)
             sys.exit(1)

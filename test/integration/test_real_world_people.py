@@ -1,0 +1,50 @@
+"""People at every distance: the default detector on near pedestrians it never saw.
+
+``../shared/data/pennfudan_dev`` holds 50 photos of pedestrians at 2-10 m (people 200-390 px
+tall) with boxes; the project's own labels (test/data) are mostly surveillance-scale people.
+The default card must hold on both. Skipped where the development set is not beside the
+checkout (its licence forbids copying it into the repository).
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import REPO
+from detection_evaluation import evaluate_engine, load_box_labels, NEGATIVES, PENNFUDAN
+from ros_onnx_vision.inference.engine import InferenceEngine
+from ros_onnx_vision.inference.model_card import load_model_card
+from ros_onnx_vision.ros.parameters import spec_by_name
+
+pytestmark = pytest.mark.skipif(not (PENNFUDAN / 'labels.json').is_file(),
+                                reason=f'no development set at {PENNFUDAN}')
+
+
+def default_card() -> str:
+    """The model of config/human_detection.yaml, which must be the node's default too."""
+    config = yaml.safe_load((REPO / 'config' / 'human_detection.yaml').read_text())
+    model = next(v['ros__parameters']['model'] for k, v in config.items()
+                 if k.endswith('inference_node'))
+    assert spec_by_name('inference_node')['model'].default == model
+    return model
+
+
+@pytest.fixture(scope='module')
+def engine() -> InferenceEngine:
+    return InferenceEngine(load_model_card(REPO / 'models' / default_card()))
+
+
+def test_default_detector_finds_near_pedestrians(engine):
+    evaluation = evaluate_engine(engine, load_box_labels(PENNFUDAN / 'labels.json'), PENNFUDAN)
+    print('\n' + evaluation.table())
+    assert evaluation.recall >= 0.90, f'recall {evaluation.recall:.3f}'
+    assert evaluation.precision >= 0.85, f'precision {evaluation.precision:.3f}'
+
+
+def test_default_detector_keeps_distant_pedestrians_and_no_false_person(engine):
+    evaluation = evaluate_engine(engine)  # the project's labels: vtest and four photos
+    print('\n' + evaluation.table())
+    assert evaluation.recall >= 0.90, f'recall {evaluation.recall:.3f}'
+    assert evaluation.precision >= 0.90, f'precision {evaluation.precision:.3f}'
+    assert evaluation.negative_hits == {name: 0 for name in NEGATIVES}
