@@ -111,10 +111,11 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
         measured = {k: v for k, v in result.summary(base).items()
                     if k in ('run_ms_mean', 'run_ms_p50', 'speedup_mean', 'speedup_p50',
                              'recall', 'precision', 'tp', 'fp', 'fn', 'accuracy', 'metric',
-                             'agreement', 'close_ups')}
+                             'agreement', 'close_ups', 'near_pedestrians')}
         measured['baseline_fp32'] = {k: v for k, v in base.summary().items()
                                      if k in ('run_ms_mean', 'run_ms_p50', 'recall',
-                                              'precision', 'accuracy', 'close_ups')}
+                                              'precision', 'accuracy', 'close_ups',
+                                              'near_pedestrians')}
         measured['threads'] = threads
         measured['machine'] = cpu_summary()
         derivation: dict[str, Any] = {'optimization': {**common, 'kind': result.description}}

@@ -29,6 +29,9 @@ class QuantSettings:
     weight_type: str = 'QInt8'         # QInt8 = U8S8 (fast on AVX2), QUInt8 = U8U8
     calibrate_method: str = 'MinMax'   # MinMax, Percentile, Entropy
     exclude_nodes: tuple[str, ...] = ()   # names of nodes left in float
+    float_tail: bool = False  # leave the post-processing after the last Conv/MatMul in float
+    float_heads: bool = False  # ... and the last Conv/MatMul of each path (the output layers)
+    op_types: tuple[str, ...] = ()  # quantise only these op types (default: all it can)
 
     def short(self) -> str:
         """A one-line description for tables."""
@@ -40,6 +43,10 @@ class QuantSettings:
             text += ' reduce-range'
         if self.exclude_nodes:
             text += f' float:{",".join(self.exclude_nodes)}'
+        if self.float_tail:
+            text += ' float heads and tail' if self.float_heads else ' float tail'
+        if self.op_types:
+            text += f' only {",".join(self.op_types)}'
         return text
 
 
@@ -53,6 +60,13 @@ VARIANTS: dict[str, QuantSettings] = {
     'qdq_u8u8': QuantSettings(weight_type='QUInt8'),
     'qdq_percentile': QuantSettings(calibrate_method='Percentile'),
     'qdq_entropy': QuantSettings(calibrate_method='Entropy'),
+    # Models that decode inside the graph (CenterNet's peak test compares a max-pooled heatmap
+    # with itself for equality, which requantised values fail): only the network is int8.
+    'qdq_float_tail': QuantSettings(float_tail=True),
+    'qdq_pc_float_tail': QuantSettings(per_channel=True, float_tail=True),
+    'qdq_pc_conv_tail': QuantSettings(per_channel=True, float_tail=True, op_types=('Conv',)),
+    'qdq_pc_float_heads': QuantSettings(per_channel=True, float_tail=True, float_heads=True),
+    'qdq_float_heads': QuantSettings(float_tail=True, float_heads=True),
 }
 DEFAULT_VARIANT = 'qdq'
 
@@ -161,6 +175,9 @@ def quantize_model(model_path: Path, output: Path, input_name: str,
         model = onnx.load(str(prepared))
         fixes = fold_neg_inf_pad_into_maxpool(model)
         onnx.save(model, str(prepared))
+        exclude = list(settings.exclude_nodes)
+        if settings.float_tail:
+            exclude += post_processing_tail(model, heads=settings.float_heads)
         q.quantize_static(
             str(prepared), str(output), Reader(input_name, tensors),
             quant_format=getattr(q.QuantFormat, settings.quant_format),
@@ -168,10 +185,47 @@ def quantize_model(model_path: Path, output: Path, input_name: str,
             activation_type=getattr(q.QuantType, settings.activation_type),
             weight_type=getattr(q.QuantType, settings.weight_type),
             calibrate_method=getattr(q.CalibrationMethod, settings.calibrate_method),
-            nodes_to_exclude=list(settings.exclude_nodes) or None,
+            nodes_to_exclude=exclude or None,
+            op_types_to_quantize=list(settings.op_types) or None,
             # Calibration runs on temporary files, not next to the output.
             calibration_providers=['CPUExecutionProvider'])
     return fixes
+
+
+WEIGHTED_OPS = ('Conv', 'ConvTranspose', 'MatMul', 'Gemm')
+
+
+def post_processing_tail(model: Any, heads: bool = False) -> list[str]:
+    """Nodes after the last weighted op on every path: they decode, not learn.
+
+    A node is in the tail when a weighted op (Conv, MatMul, ...) runs before it and none after
+    it, i.e. it is not on the way to any weighted op. With ``heads``, those last weighted ops
+    (the output layers, whose scores the tail thresholds) are included.
+    """
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    feeds_weighted: dict[str, bool] = {}
+
+    def leads_to_weighted(node: Any) -> bool:
+        key = node.name or id(node)
+        if key not in feeds_weighted:
+            feeds_weighted[key] = False  # cycles cannot occur in ONNX; this guards recursion
+            feeds_weighted[key] = any(
+                nxt.op_type in WEIGHTED_OPS or leads_to_weighted(nxt)
+                for out in node.output for nxt in consumers.get(out, ()))
+        return feeds_weighted[key]
+
+    after_weighted: set[str] = set()
+    for node in model.graph.node:  # ONNX graphs are topologically sorted
+        if node.op_type in WEIGHTED_OPS:
+            after_weighted.update(node.output)
+        elif any(name in after_weighted for name in node.input):
+            after_weighted.update(node.output)
+    return [node.name for node in model.graph.node
+            if (node.op_type not in WEIGHTED_OPS or heads)
+            and any(o in after_weighted for o in node.output) and not leads_to_weighted(node)]
 
 
 def quantized_op_counts(model_path: Path) -> dict[str, int]:

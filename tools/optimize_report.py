@@ -60,6 +60,11 @@ class OptimizationReport:
             lines.append(f'{v.name:<16} {v.size / 1e6:>6.2f} {timing} {acc}')
         for v in self.variants[1:]:
             lines.append(f'  {v.name}: {v.description}')
+        near = [v for v in self.variants if 'near_pedestrians' in v.accuracy]
+        if near:
+            lines.append('near pedestrians (../shared/data/pennfudan_dev): ' + ', '.join(
+                f'{v.name} recall {v.accuracy["near_pedestrians"]["recall"]:.3f} precision '
+                f'{v.accuracy["near_pedestrians"]["precision"]:.3f}' for v in near))
         lines += self._agreement_lines()
         return '\n'.join(lines)
 

@@ -224,3 +224,19 @@ def test_evaluate_only_reports_agreement(tmp_path: Path,
     assert int8['agreement']['frames'] == 2 and 'messi5.jpg' in int8['close_ups']
     with pytest.raises(mo.OptimizationError, match='derived from a model'):
         mo.evaluate_variant(MODELS / 'mnist_digits_cnn.yaml', MODELS / 'nanodet_m_416_int8.yaml')
+
+
+def test_float_tail_keeps_in_graph_decoding_out_of_int8():
+    """CenterNet decodes inside its graph (a max-pooled heatmap compared with itself for
+    equality, TopK, gathers): quantising that breaks the equality, so it stays float, and with
+    `float_heads` the output convolutions too, while the backbone's convolutions are quantised."""
+    import onnx
+    from optimize_quantization import post_processing_tail
+    model = onnx.load(str(MODELS / 'centernet_mobilenetv3_512.onnx'))
+    ops = {node.name: node.op_type for node in model.graph.node}
+    tail = post_processing_tail(model)
+    assert {'Equal', 'TopK', 'MaxPool', 'Sigmoid'} <= {ops[name] for name in tail}
+    assert 'Conv' not in {ops[name] for name in tail}
+    heads = set(post_processing_tail(model, heads=True)) - set(tail)
+    assert {ops[name] for name in heads} == {'Conv'} and len(heads) == 2
+    assert sum(op == 'Conv' for op in ops.values()) > 50  # the rest is quantised

@@ -34,6 +34,8 @@ LABELS = DATA / 'person_labels.json'
 # misses one distant walker of vtest_600.jpg); the floor is the 0.9 for the default.
 FLOORS = {
     'centernet_mobilenetv3_512.yaml': {'recall': 0.9, 'precision': 0.9},
+    # Its int8 variant (tools/optimize.py, qdq_pc_float_heads): 21/21, precision 21/22 = 0.955.
+    'centernet_mobilenetv3_512_int8.yaml': {'recall': 0.9, 'precision': 0.9},
     'nanodet_m_416.yaml': {'recall': 0.9, 'precision': 0.9},
     'ssdlite_mobilenet_v2_person.yaml': {'recall': 0.65, 'precision': 0.9},
 }
