@@ -108,9 +108,11 @@ class Reference:
     def __init__(self, card: str, video: Path, threads: int) -> None:
         from ros_onnx_vision.inference.engine import InferenceEngine
         from ros_onnx_vision.inference.preprocessing import preprocess
+        from ros_onnx_vision.inference.session import threads_beside_other_work
         self.card, self.video = card, video
-        self.engine = InferenceEngine.from_card_file(ROOT / 'models' / card,
-                                                     intra_op_threads=threads)
+        # The node's thread count: 0 means its automatic choice, measured alike here.
+        self.engine = InferenceEngine.from_card_file(
+            ROOT / 'models' / card, intra_op_threads=threads or threads_beside_other_work())
         self.images = read_frames(video, 200)[::4]
         self.tensors = []
         for image in self.images:  # what the engine would feed, made once, outside the timing
@@ -223,6 +225,8 @@ class Probe(RosProbe):
         self.raw: list[tuple[float, float]] = []
         self.frame_counts: list[tuple[float, int]] = []  # (received, count)
         self.inference_status: dict[str, str] = {}  # latest diagnostics values
+        # (receive time, values) of every inference_node status: the counters' history.
+        self.inference_history: list[tuple[float, dict[str, str]]] = []
         graph = pipeline(self.task)
         self.graph = graph
         kind = RESULT_MESSAGES[graph.inference_task]
@@ -241,6 +245,7 @@ class Probe(RosProbe):
         for status in msg.status:
             if status.name.endswith(': inference'):
                 self.inference_status = {kv.key: kv.value for kv in status.values}
+                self.inference_history.append((time.time(), self.inference_status))
 
     @staticmethod
     def _record(into: list[tuple[float, float]], msg) -> None:
@@ -251,12 +256,26 @@ class Probe(RosProbe):
         self.smoothed.clear()
         self.raw.clear()
         self.frame_counts.clear()
+        self.inference_history = self.inference_history[-1:]  # the status just before
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Restrict every thread of process `pid` to `cpus` (threads it starts later inherit it)."""
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:
+            pass  # a thread that ended meanwhile
 
 
 def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, warmup: float,
                  domain: int, log_dir: Path, inference_parameters: dict | None = None,
-                 reference: Reference | None = None, reference_frames: int = 20) -> list[dict]:
-    """The three nodes at each camera rate; downstream nodes stay up, the camera restarts."""
+                 reference: Reference | None = None, reference_frames: int = 20,
+                 pinning: dict[str, set[int]] | None = None) -> list[dict]:
+    """The three nodes at each camera rate; downstream nodes stay up, the camera restarts.
+
+    `pinning`: node -> CPUs it may run on (e.g. inference_node on one core, the others on the
+    rest); None leaves scheduling to the kernel."""
     from graph_runner import GraphProcesses
     from ros_onnx_vision.ros.environment import node_environment
     env = node_environment(domain)
@@ -275,12 +294,19 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                                    f'(exited: {downstream.exited()}; logs in {log_dir})')
             probe.spin_for(0.2)
         for rate in rates:
+            # The camera waits for inference_node's subscription: frames published before
+            # discovery matched the two would be counted as published and never arrive.
             parameters = {'camera_node': {'source': str(video), 'fps': float(rate),
-                                          'loop': True}}
+                                          'loop': True, 'wait_for_subscribers': 1}}
             before = reference.snapshot(reference_frames, rate) if reference else None
             camera = GraphProcesses(graph.subset('camera_node'), env, parameters=parameters,
                                     log_dir=log_dir / f'camera_{rate:g}hz').start()
             try:
+                # The window opens `warmup` seconds after the first result of this camera.
+                probe.clear()
+                if not probe.spin_until(lambda: bool(probe.raw) or bool(camera.exited()), 60):
+                    raise RuntimeError(f'{task} at {rate:g} Hz: no result within 60 s of the '
+                                       f'camera starting; logs in {log_dir}')
                 probe.spin_for(warmup)
                 if camera.exited() or downstream.exited():
                     raise RuntimeError(f'{task} at {rate:g} Hz: a node exited '
@@ -288,6 +314,8 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
                                        f'logs in {log_dir}')
                 pids = {name: p.pid for name, p in
                         {**camera.processes, **downstream.processes}.items()}
+                for name, cpus in (pinning or {}).items():
+                    pin(pids[name], cpus)
                 cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 probe.clear()
                 status0 = dict(probe.inference_status)
@@ -301,6 +329,8 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
             cpu = {name: round(100 * (cpu1[name] - cpu0[name]) / wall, 1)
                    for name in pids if cpu0[name] is not None and cpu1[name] is not None}
             row = summarise(task, rate, probe, wall, cpu, t0)
+            row['accounting'] = accounting(probe, t0, t0 + wall)
+            row['stalls'] = stalls(probe, t0, t0 + wall, row['latency_ms']['p50'])
             row['breakdown_ms'] = breakdown(status0, status1, row)
             probe.spin_for(1.5)  # smoothing releases on its timeout before the next rate
             if reference is not None and before is not None:
@@ -334,6 +364,120 @@ def summarise(task: str, rate: float, probe: Probe, wall: float, cpu: dict[str, 
             'dropped_pct': round(100 * max(0, published - processed) / max(published, 1), 1),
             'latency_ms': percentiles(latencies), 'raw_latency_ms': percentiles(raw_latencies),
             'cpu_pct': cpu}
+
+
+COUNTERS = {'received': 'frames received', 'processed': 'frames processed',
+            'skipped': 'frames skipped (newest-frame policy)', 'errors': 'errors'}
+# Counts from different sources agree when they differ by at most this fraction, plus two frames
+# (a frame in flight at each edge of the window).
+ACCOUNTING_TOLERANCE = 0.05
+
+
+def accounting(probe: Probe, t0: float, t1: float) -> dict:
+    """The window's frames as each source counted them, so that the figures reconcile.
+
+    camera: frame_count's slope (camera_node's own index of published frames); inference:
+    inference_node's counters from its diagnostics, the two statuses that bracket the window
+    (published once a second, so their span is the window give or take a second, and their
+    counts are scaled to the window); probe: the raw results this process received. `checks`
+    name each disagreement beyond the edges; an empty list means the counts reconcile.
+    """
+    wall = t1 - t0
+    counts = sorted((t, c) for t, c in probe.frame_counts if t0 <= t <= t1)
+    camera_hz = ((counts[-1][1] - counts[0][1]) / (counts[-1][0] - counts[0][0])
+                 if len(counts) > 1 and counts[-1][0] > counts[0][0] else 0.0)
+    out: dict = {'window_s': round(wall, 2), 'camera_published': round(camera_hz * wall),
+                 'probe_results': sum(t0 <= received <= t1 for _, received in probe.raw)}
+    history = probe.inference_history
+    start = [h for h in history if h[0] <= t0 + 0.5] or history[:1]
+    end = [h for h in history if h[0] <= t1 + 0.5]
+    checks: list[str] = []
+    if start and end and end[-1][0] - start[-1][0] > 0.5 * wall:
+        (ta, a), (tb, b) = start[-1], end[-1]
+        try:
+            scale = wall / (tb - ta)
+            for key, name in COUNTERS.items():
+                out[f'inference_{key}'] = round((int(b[name]) - int(a[name])) * scale)
+        except (KeyError, ValueError):
+            checks.append('inference_node diagnostics lack the frame counters')
+    else:
+        checks.append('no inference_node diagnostics bracket the window')
+
+    def differ(x: int, y: int) -> bool:
+        return abs(x - y) > 2 + ACCOUNTING_TOLERANCE * max(x, y)
+
+    if 'inference_processed' in out:
+        if differ(out['probe_results'], out['inference_processed']):
+            checks.append(f'the probe saw {out["probe_results"]} results, inference_node '
+                          f'processed {out["inference_processed"]}')
+        handled = out['inference_processed'] + out['inference_skipped'] + out['inference_errors']
+        if differ(out['inference_received'], handled):
+            checks.append(f'inference_node received {out["inference_received"]} frames, '
+                          f'processed + skipped + errors = {handled}')
+        if out['inference_received'] > out['camera_published'] + 2 + \
+                ACCOUNTING_TOLERANCE * out['camera_published']:
+            checks.append(f'inference_node received {out["inference_received"]} frames, more '
+                          f'than the {out["camera_published"]} the camera published')
+        out['transport_lost'] = max(0, out['camera_published'] - out['inference_received'])
+    out['checks'] = checks
+    return out
+
+
+STALL_FACTOR = 3.0  # a result later than this many times the window's p50 is a stall
+STALLS_LISTED = 10
+
+
+def stalls(probe: Probe, t0: float, t1: float, p50: float | None) -> dict:
+    """Results later than STALL_FACTOR x p50, each with the stage it happened in.
+
+    Per frame, the probe has the raw result (inference_node's output) and the smoothed one: a
+    stall whose raw result was already late happened before smoothing; inside inference_node
+    the stage is the one whose mean, over the diagnostics second that holds the frame, grew
+    most against the window's mean (the node publishes cumulative means once a second)."""
+    if p50 is None:
+        return {'count': 0, 'threshold_ms': None, 'listed': []}
+    threshold = STALL_FACTOR * p50
+    raw = {stamp: received for stamp, received in probe.raw}
+    history = probe.inference_history
+
+    def stage_means(a: dict[str, str], b: dict[str, str]) -> dict[str, float] | None:
+        try:
+            n0, n1 = int(a['frames processed']), int(b['frames processed'])
+            if n1 <= n0:
+                return None
+            return {short: (float(b[f'mean {long} time (ms)']) * n1 -
+                            float(a[f'mean {long} time (ms)']) * n0) / (n1 - n0)
+                    for long, short in STAGE_KEYS.items()}
+        except (KeyError, ValueError):
+            return None
+
+    window = stage_means(history[0][1], history[-1][1]) if len(history) > 1 else None
+    found = []
+    for stamp, received in sorted(probe.smoothed):
+        latency = (received - stamp) * 1e3
+        if not t0 <= received <= t1 or latency <= threshold:
+            continue
+        entry: dict = {'stamp': round(stamp, 3), 'latency_ms': round(latency, 1)}
+        if stamp in raw:
+            raw_ms = (raw[stamp] - stamp) * 1e3
+            entry['raw_latency_ms'] = round(raw_ms, 1)
+            if raw_ms <= threshold / 2 and latency - raw_ms > raw_ms:
+                entry['stage'] = 'smoothing_node (or the hop to it)'
+        if 'stage' not in entry:
+            around = [(t, h) for t, h in history if t >= received]
+            before = [(t, h) for t, h in history if t < received]
+            second = stage_means(before[-1][1], around[0][1]) if around and before else None
+            if second and window:
+                growth = {k: second[k] - window[k] for k in second}
+                stage = max(growth, key=growth.get)
+                entry['stage'] = (f'inference_node {stage} (+{growth[stage]:.1f} ms mean '
+                                  f'in that second)') if growth[stage] > 1.0 else \
+                    'before inference_node (camera, DDS or the wait for the worker)'
+            else:
+                entry['stage'] = 'unattributed (no diagnostics around it)'
+        found.append(entry)
+    return {'count': len(found), 'threshold_ms': round(threshold, 1),
+            'listed': sorted(found, key=lambda e: -e['latency_ms'])[:STALLS_LISTED]}
 
 
 STAGE_KEYS = {'convert': 'convert', 'pre-processing': 'pre', 'inference (session run)': 'run',
@@ -370,13 +514,15 @@ def breakdown(before: dict[str, str], after: dict[str, str], row: dict) -> dict 
 def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, frames: int,
         threads: int, workdir: Path, log: Callable[[str], None] = print,
         inference_parameters: dict | None = None, domain: int | None = None,
-        label: str = '') -> dict:
+        label: str = '', card: str | None = None,
+        pinning: dict[str, set[int]] | None = None) -> dict:
     """Everything above for every task; returns the JSON-ready results, keyed by task (or
-    `label`, for a single task run in a second configuration)."""
+    `label`, for a single task run in a second configuration: another `card`, inference_node
+    parameters or `pinning`)."""
     out: dict = {'tasks': {}}
     domain = 150 + os.getpid() % 50 if domain is None else domain
     for task in tasks:
-        card = CARD_OF_TASK[task]
+        card = card or CARD_OF_TASK[task]
         video = task_video(task, workdir)
         log(f'[bench] {task}: model alone and baseline ({card}, {video.name})')
         reference = Reference(card, video, threads)
@@ -385,16 +531,26 @@ def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, fra
             f'baseline per frame {base["mean_ms"]["total"]} ms')
         runs = pipeline_run(task, video, rates, seconds, warmup, domain,
                             workdir / 'logs' / task,
-                            {'intra_op_threads': threads, **(inference_parameters or {})},
-                            reference=reference, reference_frames=max(5, frames // 3))
+                            {'intra_op_threads': threads, 'model': card,
+                             **(inference_parameters or {})},
+                            reference=reference, reference_frames=max(5, frames // 3),
+                            pinning=pinning)
         for r in runs:
             lat = r['latency_ms']
             ref = r.get('reference', {})
+            acc = r['accounting']
             log(f'[bench]   camera {r["camera_hz"]:g} Hz: processed {r["processed_rate_hz"]} Hz,'
                 f' dropped {r["dropped_pct"]}%, latency p50 {lat["p50"]} p90 {lat["p90"]} '
                 f'p99 {lat["p99"]} ms, CPU {r["cpu_pct"]}; around it: session run '
                 f'{ref.get("run_ms")} ms, baseline {ref.get("baseline_ms")} ms/frame')
+            log(f'[bench]     frames: camera {acc["camera_published"]}, inference_node received '
+                f'{acc.get("inference_received")} processed {acc.get("inference_processed")} '
+                f'skipped {acc.get("inference_skipped")}, probe {acc["probe_results"]}'
+                + ''.join(f'\n[bench]     DISAGREE: {c}' for c in acc['checks']))
         out['tasks'][label or task] = {'card': card, 'intra_op_threads': threads,
+                                       'inference_parameters': inference_parameters or {},
+                                       'pinning': {k: sorted(v) for k, v in
+                                                   (pinning or {}).items()},
                                        'video': video.name, 'model_alone': alone,
                                        'baseline': base, 'pipeline': runs}
     return out

@@ -178,6 +178,19 @@ def _cache_file(cache_dir: str, model_path: Path, level: str) -> Path:
     return Path(cache_dir).expanduser() / f'{model_path.stem}.{digest.hexdigest()[:16]}.onnx'
 
 
+def threads_beside_other_work(cpus: int | None = None) -> int:
+    """Intra-op threads for a model that shares the machine with other busy processes.
+
+    One per CPU this process may run on, less one left to the camera, DDS and smoothing (at
+    least one). ONNX Runtime's own default takes every core, so on a small machine its threads
+    and the other nodes keep preempting each other; the benchmark report measures both.
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
+            os.cpu_count() or 1)
+    return max(1, cpus - 1)
+
+
 def create_session(model_path: str | Path, providers: Sequence[str], *, strict: bool = False,
                    intra_op_threads: int = 0, graph_optimization: str = 'all',
                    optimized_model_cache: str = '',

@@ -37,11 +37,12 @@ from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
 from ros_onnx_vision.inference.annotation import draw_confirmed, draw_result
 from ros_onnx_vision.inference.engine import InferenceEngine, TimingStats
 from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, ModelCardError
+from ros_onnx_vision.inference.session import threads_beside_other_work
 from ros_onnx_vision.resources import model_file
 from ros_onnx_vision.results import Result, Task
-from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
                                              Status)
+from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
                                                   numpy_to_image)
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg, results_from_msg
@@ -173,7 +174,7 @@ class InferenceNode(LifecycleNode):
             card = load_model_card(resolve_model_card(p['model']))
             engine = InferenceEngine(
                 card, providers=p['execution_providers'], strict=p['strict_providers'],
-                intra_op_threads=p['intra_op_threads'],
+                intra_op_threads=p['intra_op_threads'] or threads_beside_other_work(),
                 intra_op_spinning=p['intra_op_spinning'],
                 graph_optimization=p['graph_optimization'],
                 optimized_model_cache=p['optimized_model_cache'])
@@ -202,7 +203,8 @@ class InferenceNode(LifecycleNode):
         self.get_logger().info(
             f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
             f'{card.input.layout}, decoder {card.decoder.type}), score >= '
-            f'{card.score_threshold}, classes {list(card.class_filter) or "all"}')
+            f'{card.score_threshold}, classes {list(card.class_filter) or "all"}, '
+            f'{engine.session.get_session_options().intra_op_num_threads} intra-op thread(s)')
         return TransitionCallbackReturn.SUCCESS
 
     def _card_overrides(self, card: ModelCard,

@@ -113,7 +113,8 @@ INFERENCE_NODE = (
                   'Fail configuration when a requested provider cannot load, instead of falling '
                   'back to the next one (with a warning saying why)', read_only=True),
     ParameterSpec('intra_op_threads', 0,
-                  'ONNX Runtime intra-op threads (0 = ONNX Runtime default)', low=0, high=256,
+                  'ONNX Runtime intra-op threads (0 = automatic: one per available CPU, less one '
+                  'for the camera, DDS and smoothing; at least 1)', low=0, high=256,
                   read_only=True),
     ParameterSpec('intra_op_spinning', False,
                   'Let idle ONNX Runtime threads busy-wait for the next frame (ONNX Runtime\'s '

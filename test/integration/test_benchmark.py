@@ -14,9 +14,13 @@ import sys
 import pytest
 
 from conftest import REPO
-from benchmark_report import evaluate_targets, markdown, plot, write_report
+from benchmark_report import (evaluate_targets, INT8_CARD, markdown, plot, TARGET_CARD,
+                              write_report)
 
 sys.path.insert(0, str(REPO / 'tools'))
+
+
+STALL = 'inference_node run (+9.0 ms mean in that second)'
 
 
 def _pipeline_row(hz: float, p50: float, p99: float, processed: float) -> dict:
@@ -26,7 +30,16 @@ def _pipeline_row(hz: float, p50: float, p99: float, processed: float) -> dict:
             'dropped': 0, 'dropped_pct': 0.0,
             'latency_ms': {'p50': p50, 'p90': p50 * 1.2, 'p99': p99, 'max': p99, 'mean': p50},
             'raw_latency_ms': {'p50': p50 - 2, 'p90': 0, 'p99': 0, 'max': 0, 'mean': 0},
-            'cpu_pct': {'camera_node': 10.0, 'inference_node': 150.0, 'smoothing_node': 5.0}}
+            'cpu_pct': {'camera_node': 10.0, 'inference_node': 150.0, 'smoothing_node': 5.0},
+            'accounting': {'window_s': 20.0, 'camera_published': int(hz * 20),
+                           'probe_results': int(processed * 20),
+                           'inference_received': int(hz * 20),
+                           'inference_processed': int(processed * 20),
+                           'inference_skipped': int((hz - processed) * 20),
+                           'inference_errors': 0, 'transport_lost': 0, 'checks': []},
+            'stalls': {'count': 1, 'threshold_ms': 3 * p50,
+                       'listed': [{'stamp': 1.0, 'latency_ms': 4 * p50,
+                                   'stage': STALL}]}}
 
 
 def synthetic_results() -> dict:
@@ -41,19 +54,19 @@ def synthetic_results() -> dict:
             {'size': '640x480', 'reliability': 'best_effort', 'profile': 'defaults', 'sent': 30,
              'received': 10, 'received_pct': 33.3, 'p50_ms': 5.0, 'p90_ms': 6.0,
              'max_ms': 9.0, 'mean_ms': 5.2}],
-        'inference': [{'card': 'nanodet_m_416.yaml', 'mean_ms': stages, 'other_ms': 2.7,
+        'inference': [{'card': TARGET_CARD, 'mean_ms': stages, 'other_ms': 2.7,
                        'other_over_run': 0.09, 'run_p50_ms': 30.0, 'frames': 10,
                        'intra_op_threads': 0, 'provider': 'CPUExecutionProvider'},
-                      {'card': 'nanodet_m_416_int8.yaml', 'mean_ms': {**stages, 'run': 18.0},
+                      {'card': INT8_CARD, 'mean_ms': {**stages, 'run': 18.0},
                        'other_ms': 2.7, 'other_over_run': 0.15, 'run_p50_ms': 18.0,
                        'frames': 10, 'intra_op_threads': 0,
                        'provider': 'CPUExecutionProvider'}],
-        'accuracy': [{'card': 'nanodet_m_416.yaml', 'recall': 1.0, 'precision': 0.955, 'tp': 21,
+        'accuracy': [{'card': TARGET_CARD, 'recall': 1.0, 'precision': 0.955, 'tp': 21,
                       'fp': 1, 'fn': 0, 'ignored': 0},
-                     {'card': 'nanodet_m_416_int8.yaml', 'recall': 0.952, 'precision': 0.952,
+                     {'card': INT8_CARD, 'recall': 0.952, 'precision': 0.952,
                       'tp': 20, 'fp': 1, 'fn': 1, 'ignored': 0}],
         'pipeline': {'tasks': {'human_detection': {
-            'card': 'nanodet_m_416.yaml', 'video': 'vtest.avi',
+            'card': TARGET_CARD, 'video': 'vtest.avi',
             'model_alone': {'run_ms': {'mean': 30.0}, 'engine_ms': {'mean': 32.0},
                             'run_rate_hz': 33.3, 'engine_rate_hz': 31.25},
             'baseline': {'mean_ms': {'read': 1.0, 'infer': 32.0, 'draw': 0.5, 'total': 33.5},
@@ -62,6 +75,12 @@ def synthetic_results() -> dict:
             # 60 Hz: faster -> queueing (missed: 100 > 2 x 45) and rate (met: 31 >= 30).
             'pipeline': [_pipeline_row(10, 38.0, 50.0, 10.0),
                          _pipeline_row(60, 45.0, 100.0, 31.0)]}}},
+        'options': [{'name': 'one thread', 'card': TARGET_CARD, 'video': 'vtest.avi',
+                     'model_alone': {'run_ms': {'mean': 30.0}, 'engine_ms': {'mean': 32.0},
+                                     'run_rate_hz': 33.3, 'engine_rate_hz': 31.25},
+                     'baseline': {'mean_ms': {'read': 1.0, 'infer': 32.0, 'draw': 0.5,
+                                              'total': 33.5}},
+                     'pipeline': [_pipeline_row(60, 45.0, 60.0, 30.5)]}],
     }
 
 
@@ -70,7 +89,7 @@ def test_targets_follow_the_issue_rules():
     transport = targets[('transport p50', '640x480 bgr8, best_effort, shipped profile')]
     assert transport.met and transport.ratio == pytest.approx(2.5 / 3.0, abs=0.01)
     assert not any('defaults' in where for _, where in targets)
-    stages = targets[('inference_node: everything but the session run', 'nanodet_m_416.yaml')]
+    stages = targets[('inference_node: everything but the session run', TARGET_CARD)]
     assert stages.met and stages.ratio == pytest.approx(0.3, abs=0.01)
     slow = targets[('end-to-end p50 vs baseline', 'human_detection, camera 10 Hz')]
     assert slow.met and slow.ratio == pytest.approx(38.0 / 38.5, abs=0.01)
@@ -79,7 +98,7 @@ def test_targets_follow_the_issue_rules():
     rate = targets[('processed rate vs model alone', 'human_detection, camera 60 Hz')]
     assert rate.met and rate.ratio == pytest.approx(0.9 / (31.0 / 33.3), abs=0.01)
     # int8: 30 / 18 = 1.67x faster (met) but one more miss = 4.8 points (> 2): missed.
-    int8 = targets[('int8 NanoDet vs fp32', 'nanodet_m_416_int8.yaml vs nanodet_m_416.yaml')]
+    int8 = targets[('int8 default detector vs fp32', f'{INT8_CARD} vs {TARGET_CARD}')]
     assert int8.met is False and int8.ratio == pytest.approx(1.5 / (30 / 18), abs=0.01)
     # The 10 Hz camera is slower than the model: no queueing/rate target there, and the 60 Hz
     # camera is not compared with the baseline.
@@ -113,6 +132,9 @@ def test_report_holds_every_figure_and_plot(tmp_path):
                    '1.67x'):
         assert figure in text, figure
     assert text.count('| met |') == sum(t.met is True for t in targets)
+    assert '| 60 Hz | 20.0 | 1200 | 1200 | 620 | 580 | 0 | 620 | yes |' in text  # accounting
+    assert STALL in text  # a stall, attributed
+    assert '| one thread | 60 Hz | 30.5 Hz | 92% of 33.3 Hz | 45.0 | 60.0 | 1.33 |' in text
     assert '**missed**' in text
     for name in ('transport.png', 'inference_stages.png', 'end_to_end.png', 'cpu.png'):
         assert f'({name})' in text
@@ -167,3 +189,24 @@ def test_transport_pair_measures_latency(ros_domain):
     row = bench_transport.measure('640x480', 'reliable', True, 1.0, 20.0, ros_domain)
     assert row['sent'] == 20 and row['received'] >= 18
     assert 0 < row['p50_ms'] <= row['p90_ms'] <= row['max_ms'] < 1000
+
+
+def test_accounting_reconciles_the_three_counts_and_names_a_disagreement():
+    from types import SimpleNamespace
+    from bench_pipeline import accounting
+
+    def status(received: int, processed: int, skipped: int) -> dict:
+        return {'frames received': str(received), 'frames processed': str(processed),
+                'frames skipped (newest-frame policy)': str(skipped), 'errors': '0'}
+
+    # 10 s at 30 Hz: the camera published 300, inference_node took 300 and processed 200.
+    probe = SimpleNamespace(
+        frame_counts=[(100.0 + i / 30, i) for i in range(301)],
+        inference_history=[(99.9, status(0, 0, 0)), (109.9, status(300, 200, 100))],
+        raw=[(0.0, 100.0 + i / 20) for i in range(200)])
+    good = accounting(probe, 100.0, 110.0)
+    assert (good['camera_published'], good['inference_received'], good['inference_processed'],
+            good['probe_results'], good['checks']) == (300, 300, 200, 200, [])
+    probe.raw = probe.raw[:150]  # the probe lost a quarter of the results
+    bad = accounting(probe, 100.0, 110.0)
+    assert bad['checks'] == ['the probe saw 150 results, inference_node processed 200']

@@ -172,3 +172,9 @@ def test_engine_per_stage_timings(engine: InferenceEngine) -> None:
           f'{mean.pre_ms:.2f} ms, session run {mean.run_ms:.2f} ms, decoding '
           f'{mean.post_ms:.2f} ms; (pre + decoding) / run = '
           f'{(mean.pre_ms + mean.post_ms) / mean.run_ms:.1%}')
+
+
+def test_automatic_threads_leave_a_cpu_to_the_other_nodes() -> None:
+    from ros_onnx_vision.inference.session import threads_beside_other_work
+    assert [threads_beside_other_work(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
+    assert threads_beside_other_work() >= 1
