@@ -23,6 +23,12 @@ class Task(str, Enum):
     DETECTION = 'detection'
     CLASSIFICATION = 'classification'
 
+    def __str__(self) -> str:  # 'detection' in logs, messages and topic names, not 'Task.X'
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
     @property
     def result_topic(self) -> str:
         """inference_node's output topic."""

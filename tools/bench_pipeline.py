@@ -522,16 +522,16 @@ def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, fra
     out: dict = {'tasks': {}}
     domain = 150 + os.getpid() % 50 if domain is None else domain
     for task in tasks:
-        card = card or CARD_OF_TASK[task]
+        task_card = card or CARD_OF_TASK[task]
         video = task_video(task, workdir)
-        log(f'[bench] {task}: model alone and baseline ({card}, {video.name})')
-        reference = Reference(card, video, threads)
+        log(f'[bench] {task}: model alone and baseline ({task_card}, {video.name})')
+        reference = Reference(task_card, video, threads)
         alone, base = reference.model_alone(frames), reference.baseline(frames)
         log(f'[bench]   session run {alone["run_ms"]["mean"]} ms ({alone["run_rate_hz"]} Hz), '
             f'baseline per frame {base["mean_ms"]["total"]} ms')
         runs = pipeline_run(task, video, rates, seconds, warmup, domain,
                             workdir / 'logs' / task,
-                            {'intra_op_threads': threads, 'model': card,
+                            {'intra_op_threads': threads, 'model': task_card,
                              **(inference_parameters or {})},
                             reference=reference, reference_frames=max(5, frames // 3),
                             pinning=pinning)
@@ -547,7 +547,7 @@ def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, fra
                 f'{acc.get("inference_received")} processed {acc.get("inference_processed")} '
                 f'skipped {acc.get("inference_skipped")}, probe {acc["probe_results"]}'
                 + ''.join(f'\n[bench]     DISAGREE: {c}' for c in acc['checks']))
-        out['tasks'][label or task] = {'card': card, 'intra_op_threads': threads,
+        out['tasks'][label or task] = {'card': task_card, 'intra_op_threads': threads,
                                        'inference_parameters': inference_parameters or {},
                                        'pinning': {k: sorted(v) for k, v in
                                                    (pinning or {}).items()},

@@ -83,8 +83,11 @@ class Recorder(RosProbe):
         self.raw: dict[float, list[Result]] = {}
         self.records: dict[float, FrameRecord] = {}
         reliable = QoSProfile(depth=100)
-        self.node.create_subscription(Image, 'image_raw', self.on_image,
-                                      qos_profile_sensor_data)
+        # Best effort as the camera publishes, with room for a burst: a frame this recorder
+        # drops is missing from the video and its results.
+        self.node.create_subscription(
+            Image, 'image_raw', self.on_image,
+            QoSProfile(depth=30, reliability=qos_profile_sensor_data.reliability))
         self.node.create_subscription(result_type, graph.result_topic, self.on_raw, reliable)
         self.node.create_subscription(result_type, graph.smoothed_topic, self.on_smoothed,
                                       reliable)

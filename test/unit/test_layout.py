@@ -52,3 +52,10 @@ def test_results_and_geometry_need_nothing_but_numpy():
 
 def test_the_encoding_table_needs_no_opencv():
     assert 'cv2' not in imported_by('ros_onnx_vision.image_encodings')
+
+
+def test_a_task_reads_as_its_name_in_logs_and_topic_names():
+    from ros_onnx_vision.results import Task
+    assert f'bench_{Task.DETECTION}' == 'bench_detection' and str(Task.CLASSIFICATION) == \
+        'classification'
+    assert Task('detection') is Task.DETECTION and Task.DETECTION == 'detection'
