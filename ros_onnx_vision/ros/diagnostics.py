@@ -101,6 +101,7 @@ class QosMismatch:
 
     count: int = 0
     message: str = ''
+    reliability: str = ''  # what the subscription uses now (best_available resolved)
 
     def record(self, message: str, total: int | None = None) -> None:
         """Note one event; `total` is the middleware's running count when it has one."""
@@ -111,8 +112,11 @@ class QosMismatch:
         return [(WARN, self.message)] if self.count else []
 
     def values(self) -> dict[str, str]:
-        return {'incompatible QoS events': str(self.count),
-                'incompatible QoS': self.message or 'none'}
+        values = {'incompatible QoS events': str(self.count),
+                  'incompatible QoS': self.message or 'none'}
+        if self.reliability:
+            values['input reliability'] = self.reliability
+        return values
 
 
 # --- camera_node ---------------------------------------------------------------------------

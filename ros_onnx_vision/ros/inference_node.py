@@ -45,8 +45,8 @@ from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot
 from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
                                                   numpy_to_image)
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg, results_from_msg
-from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
-                                              qos_mismatch_callbacks, run_node, stamp_to_seconds)
+from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher,
+                                              MatchedSubscription, run_node, stamp_to_seconds)
 from ros_onnx_vision.ros.parameters import INFERENCE_NODE
 
 STATS_PERIOD = 10.0
@@ -245,14 +245,13 @@ class InferenceNode(LifecycleNode):
         self._last_input, self._latency_ms = self._clock_s(), None
         self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
         self._worker.start()
-        image_qos = qos(self.params['reliability'], 1)
-        self._subscription = self.create_subscription(
-            Image, CAMERA_TOPIC, self.on_image, image_qos,
-            event_callbacks=qos_mismatch_callbacks(self, self._input_topic, image_qos,
-                                                   self._qos_mismatch))
+        self._subscription = MatchedSubscription(
+            self, Image, self._input_topic, self.on_image, self.params['reliability'], 1,
+            self._qos_mismatch)
         self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
         self.get_logger().info(
-            f'active: processing the newest frame of {self._subscription.topic_name}')
+            f'active: processing the newest frame of {self._subscription.topic_name} '
+            f'({self._qos_mismatch.reliability})')
         self.lifecycle_state = 'active'
         return super().on_activate(state)
 
@@ -284,7 +283,7 @@ class InferenceNode(LifecycleNode):
 
     def _shutdown_worker(self) -> None:
         if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
+            self._subscription.destroy()
             self._subscription = None
         if self._stats_timer is not None:
             self.destroy_timer(self._stats_timer)
