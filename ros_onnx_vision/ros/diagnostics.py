@@ -137,6 +137,8 @@ class CameraSnapshot:
     retries: int
     reconnects: int
     error: str = ''  # the last source error
+    compressed_encoded: int = 0  # frames JPEG-encoded for image_raw/compressed (subscribed)
+    compressed_cost_ms: float = 0.0  # their mean encode-and-publish time
 
 
 class CameraMonitor:
@@ -186,6 +188,9 @@ class CameraMonitor:
             'frames published': str(s.published),
             'skipped slots': str(s.skipped),
             'publish cost (ms)': _ms(s.publish_cost_ms),
+            'compressed frames encoded': str(s.compressed_encoded),
+            'compressed encode cost (ms)': _ms(s.compressed_cost_ms if s.compressed_encoded
+                                               else None),
             'retries': str(s.retries),
             'reconnects': str(s.reconnects),
             'last source error': s.error or 'none',

@@ -86,6 +86,10 @@ CAMERA_NODE = (
                   choices=RELIABILITY, read_only=True),
     ParameterSpec('depth', 5, 'QoS keep-last depth of image_raw and camera_info',
                   low=1, high=100, read_only=True),
+    ParameterSpec('jpeg_quality', 80,
+                  'JPEG quality of image_raw/compressed (image_transport\'s compressed topic; '
+                  'encoded only while someone subscribes to it)', low=1, high=100,
+                  read_only=True),
     ParameterSpec('wait_for_subscribers', 0,
                   'Hold the first frame until image_raw has this many subscribers (recording, '
                   'tests: no frame lost to discovery); 0 = publish at once', low=0, high=100,
@@ -148,6 +152,14 @@ INFERENCE_NODE = (
                   'as a simulator\'s; best effort on Humble); best_effort or reliable force one '
                   '(a reliable subscriber never hears a best-effort camera)',
                   choices=SUBSCRIPTION_RELIABILITY, read_only=True),
+    ParameterSpec('image_transport', 'raw',
+                  'Input transport, as image_transport names it: raw subscribes the image '
+                  'topic (sensor_msgs/Image), compressed its <topic>/compressed '
+                  '(sensor_msgs/CompressedImage, JPEG or PNG)', choices=('raw', 'compressed'),
+                  read_only=True),
+    ParameterSpec('jpeg_quality', 80,
+                  'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
+                  low=1, high=100, read_only=True),
     ParameterSpec('autostart', True,
                   'Configure and activate at start; false leaves the lifecycle node unconfigured',
                   read_only=True),
