@@ -118,13 +118,13 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
     # Every frame the recorder saw or got a result for (a best-effort frame it missed still
     # has its result); the video holds the frames it saw.
     stamps = sorted(set(recorder.frames) | set(recorder.records))
-    t0 = stamps[0]
     records: list[FrameRecord] = []
     writer = None
     last: FrameRecord | None = None
     inference_task = pipeline(task).inference_task
-    for stamp in stamps:
-        index = int(round((stamp - t0) * demo.fps))
+    # Frames are numbered by order, not by stamp x fps: the camera's pacer may skip a slot
+    # after a slow frame (its stamps jump) while the video itself does not skip a frame.
+    for index, stamp in enumerate(stamps):
         record = recorder.records.get(stamp)
         if record is None:  # a frame the newest-frame policy skipped: keep it, unprocessed
             record = FrameRecord(frame=index, stamp=stamp)

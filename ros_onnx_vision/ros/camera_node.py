@@ -1,8 +1,9 @@
 """camera_node: publishes any image source as sensor_msgs/Image + CameraInfo at a held rate.
 
-Topics: `image_raw` (Image), `camera_info` (CameraInfo, same header), `frame_count`
-(std_msgs/UInt64, index of the latest published frame: a consumer that counts the images it
-received against it knows how many it lost); its status goes to /diagnostics. Frames are read
+Topics: `image_raw` (Image), `image_raw/compressed` (JPEG CompressedImage as image_transport
+publishes it, encoded only while someone subscribes), `camera_info` (CameraInfo, same header),
+`frame_count` (std_msgs/UInt64, index of the latest published frame: a consumer that counts the
+images it received against it knows how many it lost); its status goes to /diagnostics. Frames are read
 and published from a dedicated thread paced on absolute deadlines, so a slow frame does not make
 later ones late. Stamps are the capture time on the node clock (sim time with use_sim_time).
 Sources, pacing and calibration live in `ros_onnx_vision.camera` (no ROS), the diagnostics
@@ -16,7 +17,7 @@ import time
 from typing import Any
 
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, UInt64
 
 from ros_onnx_vision.camera.calibration import (CameraCalibration, default_calibration,
@@ -28,6 +29,7 @@ from ros_onnx_vision.camera.pacing import RateMeter, RatePacer
 from ros_onnx_vision.ros.diagnostics import CameraMonitor, CameraSnapshot, Status
 from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.image_conversion import numpy_to_image
+from ros_onnx_vision.ros.image_transport import compressed_topic, LazyCompressedPublisher
 from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
                                               run_node)
 from ros_onnx_vision.ros.parameters import CAMERA_NODE
@@ -74,6 +76,10 @@ class CameraNode(Node):
 
         data_qos = qos(p['reliability'], p['depth'])
         self.image_pub = self.create_publisher(Image, CAMERA_TOPIC, data_qos)
+        # image_transport's name rule: the remapped image topic + '/compressed'.
+        self.compressed = LazyCompressedPublisher(self.create_publisher(
+            CompressedImage, compressed_topic(self.image_pub.topic_name), data_qos),
+            p['jpeg_quality'])
         self.info_pub = self.create_publisher(CameraInfo, 'camera_info', data_qos)
         self.count_pub = self.create_publisher(UInt64, 'frame_count', data_qos)
         self.thread = threading.Thread(target=self._run, name='camera_capture', daemon=True)
@@ -225,7 +231,9 @@ class CameraNode(Node):
             state=self.state, source=source.describe() if source else self.params['source'],
             target_hz=pacer.fps if pacer else 0.0, published=self.published,
             skipped=pacer.skipped if pacer else 0, publish_cost_ms=self.publish_cost * 1e3,
-            retries=self.retries, reconnects=self.reconnects, error=self.last_error))]
+            retries=self.retries, reconnects=self.reconnects, error=self.last_error,
+            compressed_encoded=self.compressed.encoded,
+            compressed_cost_ms=self.compressed.encode_ms))]
 
     def _publish(self, frame: Frame) -> None:
         start = time.perf_counter()
@@ -240,6 +248,7 @@ class CameraNode(Node):
         elif (calib.width, calib.height) != (width, height):
             calib = self.calibration = scaled(calib, width, height)
         self.image_pub.publish(numpy_to_image(image, p['encoding'], header))
+        self.compressed.publish(image, p['encoding'], header)  # one check when unsubscribed
         self.info_pub.publish(camera_info_msg(calib, header))
         self.count_pub.publish(UInt64(data=self.published))
         self.published += 1

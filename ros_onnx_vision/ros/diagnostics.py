@@ -101,6 +101,7 @@ class QosMismatch:
 
     count: int = 0
     message: str = ''
+    reliability: str = ''  # what the subscription uses now (best_available resolved)
 
     def record(self, message: str, total: int | None = None) -> None:
         """Note one event; `total` is the middleware's running count when it has one."""
@@ -111,8 +112,11 @@ class QosMismatch:
         return [(WARN, self.message)] if self.count else []
 
     def values(self) -> dict[str, str]:
-        return {'incompatible QoS events': str(self.count),
-                'incompatible QoS': self.message or 'none'}
+        values = {'incompatible QoS events': str(self.count),
+                  'incompatible QoS': self.message or 'none'}
+        if self.reliability:
+            values['input reliability'] = self.reliability
+        return values
 
 
 # --- camera_node ---------------------------------------------------------------------------
@@ -133,6 +137,8 @@ class CameraSnapshot:
     retries: int
     reconnects: int
     error: str = ''  # the last source error
+    compressed_encoded: int = 0  # frames JPEG-encoded for image_raw/compressed (subscribed)
+    compressed_cost_ms: float = 0.0  # their mean encode-and-publish time
 
 
 class CameraMonitor:
@@ -182,6 +188,9 @@ class CameraMonitor:
             'frames published': str(s.published),
             'skipped slots': str(s.skipped),
             'publish cost (ms)': _ms(s.publish_cost_ms),
+            'compressed frames encoded': str(s.compressed_encoded),
+            'compressed encode cost (ms)': _ms(s.compressed_cost_ms if s.compressed_encoded
+                                               else None),
             'retries': str(s.retries),
             'reconnects': str(s.reconnects),
             'last source error': s.error or 'none',

@@ -80,13 +80,19 @@ def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
 
 
 def node_overrides(pipe: Pipeline, *, source: str = '', model: str = '',
-                   use_sim_time: bool = False) -> dict[str, dict[str, object]]:
-    """Per-node parameters that launch arguments set on top of the parameter file."""
+                   use_sim_time: bool = False,
+                   image_transport: str = '') -> dict[str, dict[str, object]]:
+    """Per-node parameters that launch arguments set on top of the parameter file.
+
+    `image_transport` 'compressed' makes inference_node take `<image topic>/compressed`.
+    """
     overrides: dict[str, dict[str, object]] = {spec.executable: {} for spec in pipe.nodes}
     if source and 'camera_node' in overrides:
         overrides['camera_node']['source'] = source
     if model:
         overrides['inference_node']['model'] = model
+    if image_transport:
+        overrides['inference_node']['image_transport'] = image_transport
     if use_sim_time:
         for values in overrides.values():
             values['use_sim_time'] = True

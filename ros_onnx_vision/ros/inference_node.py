@@ -5,9 +5,11 @@ transition fails with a clear message when the model is missing, unreadable or d
 card), activate subscribes, cleanup releases the session. With `autostart` (default) it
 configures and activates itself, and exits with an error when that fails.
 
-Subscribes `image_raw`; publishes `detections` (vision_msgs/Detection2DArray) or
-`classification` (vision_msgs/Classification) with the source image header, `label_info`
-(vision_msgs/LabelInfo, transient local, once) and `image_annotated` (only while subscribed).
+Subscribes `image_raw` (or, with `image_transport:=compressed`, `image_raw/compressed`:
+sensor_msgs/CompressedImage, decoded once); publishes `detections`
+(vision_msgs/Detection2DArray) or `classification` (vision_msgs/Classification) with the source
+image header, `label_info` (vision_msgs/LabelInfo, transient local, once) and `image_annotated`
+and `image_annotated/compressed` (each drawn or encoded only while subscribed).
 Frames are taken newest-first by a worker thread: a frame that arrives while the model is busy
 replaces the waiting one (counted as skipped), so latency never grows. Rates, stage times,
 provider and latency go to /diagnostics. The engine lives in `ros_onnx_vision.inference` (no
@@ -29,7 +31,7 @@ import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
 
@@ -39,15 +41,17 @@ from ros_onnx_vision.inference.engine import InferenceEngine, TimingStats
 from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, ModelCardError
 from ros_onnx_vision.inference.session import threads_beside_other_work
 from ros_onnx_vision.resources import model_file
-from ros_onnx_vision.results import Result, Task
+from ros_onnx_vision.results import InferenceResult, Result, Task
+from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
                                              Status)
-from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
                                                   numpy_to_image)
+from ros_onnx_vision.ros.image_transport import (compressed_to_numpy, compressed_topic,
+                                                 describe, LazyCompressedPublisher)
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg, results_from_msg
-from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
-                                              qos_mismatch_callbacks, run_node, stamp_to_seconds)
+from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher,
+                                              MatchedSubscription, run_node, stamp_to_seconds)
 from ros_onnx_vision.ros.parameters import INFERENCE_NODE
 
 STATS_PERIOD = 10.0
@@ -106,8 +110,10 @@ class FrameStats:
                 f'message {self.message_ms:.2f}, publish {self.publish_ms:.2f}')
 
 
-def to_engine_image(msg: Image, max_pixels: int) -> tuple[np.ndarray, str]:
+def to_engine_image(msg: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarray, str]:
     """The image as the engine takes it (uint8, BGR/RGB/GRAY) or a clear error."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_numpy(msg, max_pixels)  # decoded once, in its own channel order
     if msg.encoding not in ENGINE_COLOR_ORDERS:
         raise ImageConversionError(
             f'unsupported image encoding {msg.encoding!r} for inference; expected one of '
@@ -140,15 +146,19 @@ class InferenceNode(LifecycleNode):
         self.finished = False
         self.exit_code = 0
         self._lock = threading.Condition()
-        self._pending: Image | None = None
+        self._pending: Image | CompressedImage | None = None
         self._active = False
         self._stop = False
         self._worker: threading.Thread | None = None
         self._subscription = None
         # Logs and diagnostics name the input as resolved: namespace and remapping applied.
+        # The compressed transport's topic hangs off the resolved (remapped) image topic.
         self._input_topic = self.resolve_topic_name(CAMERA_TOPIC)
+        if self.params['image_transport'] == 'compressed':
+            self._input_topic = compressed_topic(self._input_topic)
         self._result_pub = None
         self._annotated_pub = None
+        self._annotated_compressed: LazyCompressedPublisher | None = None
         self._label_pub = None
         self._stats_timer = None
         self._confirmed_sub = None
@@ -190,6 +200,9 @@ class InferenceNode(LifecycleNode):
         msg_type = RESULT_MESSAGES[task]
         self._result_pub = self.create_lifecycle_publisher(msg_type, task.result_topic, 10)
         self._annotated_pub = self.create_lifecycle_publisher(Image, 'image_annotated', 1)
+        self._annotated_compressed = LazyCompressedPublisher(self.create_lifecycle_publisher(
+            CompressedImage, compressed_topic(self._annotated_pub.topic_name), 1),
+            self.params['jpeg_quality'])
         # label_info is latched at configure, so late joiners get it whatever the state.
         self._label_pub = self.create_publisher(
             LabelInfo, 'label_info',
@@ -247,14 +260,14 @@ class InferenceNode(LifecycleNode):
         self._last_input, self._latency_ms = self._clock_s(), None
         self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
         self._worker.start()
-        image_qos = qos(self.params['reliability'], 1)
-        self._subscription = self.create_subscription(
-            Image, CAMERA_TOPIC, self.on_image, image_qos,
-            event_callbacks=qos_mismatch_callbacks(self, self._input_topic, image_qos,
-                                                   self._qos_mismatch))
+        compressed = self.params['image_transport'] == 'compressed'
+        self._subscription = MatchedSubscription(
+            self, CompressedImage if compressed else Image, self._input_topic, self.on_image,
+            self.params['reliability'], 1, self._qos_mismatch)
         self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
         self.get_logger().info(
-            f'active: processing the newest frame of {self._subscription.topic_name}')
+            f'active: processing the newest frame of {self._subscription.topic_name} '
+            f'({self._qos_mismatch.reliability})')
         self.lifecycle_state = 'active'
         return super().on_activate(state)
 
@@ -267,12 +280,15 @@ class InferenceNode(LifecycleNode):
         if self._confirmed_sub is not None:
             self.destroy_subscription(self._confirmed_sub)
             self._confirmed_sub, self._confirmed = None, None
-        for publisher in (self._result_pub, self._annotated_pub):
+        compressed_pub = self._annotated_compressed.publisher if self._annotated_compressed \
+            else None
+        for publisher in (self._result_pub, self._annotated_pub, compressed_pub):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
         if self._label_pub is not None:
             self.destroy_publisher(self._label_pub)
         self._result_pub = self._annotated_pub = self._label_pub = None
+        self._annotated_compressed = None
         self.engine = None  # releases the ONNX Runtime session
         self.lifecycle_state = 'unconfigured'
         self.get_logger().info('cleaned up: session released')
@@ -286,7 +302,7 @@ class InferenceNode(LifecycleNode):
 
     def _shutdown_worker(self) -> None:
         if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
+            self._subscription.destroy()
             self._subscription = None
         if self._stats_timer is not None:
             self.destroy_timer(self._stats_timer)
@@ -299,7 +315,7 @@ class InferenceNode(LifecycleNode):
             self._worker = None
 
     # --- frames ----------------------------------------------------------------------------
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, msg: Image | CompressedImage) -> None:
         self._last_input = self._clock_s()
         with self._lock:
             self.stats.received += 1
@@ -327,18 +343,18 @@ class InferenceNode(LifecycleNode):
                 self.stats.errors += 1
                 self._log_dropped(msg, error)
 
-    def _log_dropped(self, msg: Image, error: Exception) -> None:
+    def _log_dropped(self, msg: Image | CompressedImage, error: Exception) -> None:
         """Log a dropped frame, at most every 2 s per kind of error (every drop is counted)."""
-        kind = f'{type(error).__name__}:{msg.encoding}:{str(error)[:30]}'
+        encoding = msg.format if isinstance(msg, CompressedImage) else msg.encoding
+        kind = f'{type(error).__name__}:{encoding}:{str(error)[:30]}'
         now = time.monotonic()
         if now - self._error_logged.get(kind, -math.inf) < ERROR_LOG_PERIOD:
             return
         self._error_logged[kind] = now
         self.get_logger().error(
-            f'frame {msg.width}x{msg.height} {msg.encoding!r} dropped: {error} '
-            f'({self.stats.errors} dropped so far)')
+            f'{describe(msg)} dropped: {error} ({self.stats.errors} dropped so far)')
 
-    def _process(self, msg: Image) -> None:
+    def _process(self, msg: Image | CompressedImage) -> None:
         engine = self.engine
         if engine is None:
             return
@@ -350,20 +366,26 @@ class InferenceNode(LifecycleNode):
         out = result_to_msg(msg.header, result)
         t3 = time.perf_counter()
         self._result_pub.publish(out)
-        if self._annotated_pub.get_subscription_count() > 0:
-            bgr = image if order == 'BGR' else cv2.cvtColor(
-                image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
-            if self.params['annotate_confirmed']:
-                if result.task is Task.CLASSIFICATION:
-                    bgr = draw_result(bgr, result)  # the search region and the digit found
-                drawn = draw_confirmed(bgr, result.results, self._confirmed, result.task)
-            else:
-                drawn = draw_result(bgr, result)
-            self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
+        raw_wanted = self._annotated_pub.get_subscription_count() > 0
+        if raw_wanted or self._annotated_compressed.wanted():
+            drawn = self._annotate(image, order, result)
+            if raw_wanted:
+                self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
+            self._annotated_compressed.publish(drawn, 'bgr8', msg.header)
         t4 = time.perf_counter()
         self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
         self.stats.add(convert_ms=(t1 - t0) * 1e3, message_ms=(t3 - t2) * 1e3,
                        publish_ms=(t4 - t3) * 1e3, latency_ms=self._latency_ms)
+
+    def _annotate(self, image: np.ndarray, order: str, result: InferenceResult) -> np.ndarray:
+        """The annotated BGR frame: confirmed results over raw ones, or raw ones only."""
+        bgr = image if order == 'BGR' else cv2.cvtColor(
+            image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
+        if self.params['annotate_confirmed']:
+            if result.task is Task.CLASSIFICATION:
+                bgr = draw_result(bgr, result)  # the search region and the digit found
+            return draw_confirmed(bgr, result.results, self._confirmed, result.task)
+        return draw_result(bgr, result)
 
     def _label_info(self) -> LabelInfo:
         assert self.engine is not None

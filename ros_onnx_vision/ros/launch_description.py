@@ -34,7 +34,11 @@ ARGUMENTS = (
                       '(where rviz2 is not installed: a warning, and the nodes without it)'),
     ('annotate_confirmed', '', 'inference_node draws confirmed results over raw ones on '
                                'image_annotated (false: raw only); empty = the parameter file\'s'),
+    ('image_transport', '', 'raw or compressed: inference_node takes the camera topic, or its '
+                            '<topic>/compressed (JPEG/PNG, e.g. a camera on another host); '
+                            'empty = the parameter file\'s'),
 )
+TRANSPORTS = ('', 'raw', 'compressed')
 TRUE = ('true', '1', 'yes', 'on')
 FALSE = ('false', '0', 'no', 'off')
 RVIZ_MISSING = ('rviz:=true, but rviz2 is not installed ({reason}): starting the nodes without '
@@ -66,13 +70,16 @@ def _nodes(context: LaunchContext, task: str) -> list[Node]:
         if arg(name).lower() not in allowed:
             raise ValueError(f'launch argument {name}:={arg(name)!r} is not a boolean '
                              f'(expected true or false)')
+    if arg('image_transport') not in TRANSPORTS:
+        raise ValueError(f'launch argument image_transport:={arg("image_transport")!r} is not '
+                         'raw or compressed')
     graph = pipeline(task, image_topic=arg('image_topic'))
     sim_time = arg('use_sim_time').lower() in TRUE
     params_file = arg('params_file') or str(config_file(graph.parameters_file))
     if not os.path.isfile(params_file):
         raise FileNotFoundError(f'launch argument params_file: {params_file} does not exist')
     overrides = node_overrides(graph, source=arg('source'), model=arg('model'),
-                               use_sim_time=sim_time)
+                               use_sim_time=sim_time, image_transport=arg('image_transport'))
     if arg('annotate_confirmed'):
         overrides['inference_node']['annotate_confirmed'] = \
             arg('annotate_confirmed').lower() in TRUE

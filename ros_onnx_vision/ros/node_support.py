@@ -81,30 +81,140 @@ def declare_parameters(node: Node, specs: Iterable[ParameterSpec]) -> dict[str, 
     return values
 
 
-def qos(reliability: str, depth: int) -> QoSProfile:
-    """Keep-last QoS with the given reliability ('best_effort' or 'reliable')."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=depth,
-        reliability=(ReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
-                     else ReliabilityPolicy.RELIABLE))
+def has_best_available() -> bool:
+    """Whether this distro's rclpy has BEST_AVAILABLE reliability (Iron and later; not Humble)."""
+    return hasattr(ReliabilityPolicy, 'BEST_AVAILABLE')
+
+
+_fallback_logged = False
+
+
+def qos(reliability: str, depth: int, logger: Any = None) -> QoSProfile:
+    """Keep-last QoS: reliability 'best_available', 'best_effort' or 'reliable'.
+
+    'best_available' lets the middleware match the publishers (subscriptions only). Where the
+    distro lacks it (Humble) it falls back to best effort, which `logger` is told once.
+    """
+    global _fallback_logged
+    if reliability == 'best_available' and has_best_available():
+        policy = ReliabilityPolicy.BEST_AVAILABLE
+    elif reliability == 'reliable':
+        policy = ReliabilityPolicy.RELIABLE
+    else:
+        policy = ReliabilityPolicy.BEST_EFFORT
+        if reliability == 'best_available' and logger is not None and not _fallback_logged:
+            _fallback_logged = True
+            logger.warning('reliability best_available: this ROS distro has no BEST_AVAILABLE '
+                           'QoS (Humble); subscribing best effort. A reliable camera then loses '
+                           'the frames UDP drops: set reliability:=reliable for one')
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
+
+
+def reliability_for(offered: Iterable[str]) -> str | None:
+    """What BEST_AVAILABLE picks for these publishers' reliabilities: best_effort when any is
+    best effort (a reliable subscription would hear nothing from it), reliable when all are;
+    None when there are none (keep what is there)."""
+    offered = set(offered)
+    if not offered:
+        return None
+    return 'best_effort' if 'best_effort' in offered else 'reliable'
 
 
 def qos_mismatch_callbacks(node: Node, topic: str, requested: QoSProfile,
-                           record: QosMismatch) -> SubscriptionEventCallbacks:
+                           record: QosMismatch, *,
+                           adaptive: bool = False) -> SubscriptionEventCallbacks:
     """Event callbacks that log an incompatible publisher QoS clearly and count it in `record`.
 
     The node's `reliability` parameter sets the subscription's reliability, hence the advice.
+    `adaptive`: the reliability follows the publishers (MatchedSubscription), so a reliability
+    mismatch is transient (it re-subscribes) and is not reported; other policies still are.
     """
     wanted = {'RELIABILITY': requested.reliability.name.lower(),
               'DURABILITY': requested.durability.name.lower()}
 
     def on_incompatible(info: QoSRequestedIncompatibleQoSInfo) -> None:
-        message = qos_mismatch_message(topic, qos_policy_name_from_kind(info.last_policy_kind),
-                                       wanted, {'RELIABILITY': 'reliability'})
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        if adaptive and policy == 'RELIABILITY':
+            node.get_logger().debug(f'{topic}: reliability mismatch; re-subscribing')
+            return
+        message = qos_mismatch_message(topic, policy, wanted, {'RELIABILITY': 'reliability'})
+        if policy == 'RELIABILITY':
+            message += ' (or best_available, the default, which follows the publishers)'
         record.record(message, info.total_count)
         node.get_logger().warning(message)
 
     return SubscriptionEventCallbacks(incompatible_qos=on_incompatible)
+
+
+MATCH_CHECK_PERIOD = 0.5  # seconds between checks of a best_available subscription's publishers
+
+
+class MatchedSubscription:
+    """A subscription whose reliability matches its publishers (`best_available`), or is forced.
+
+    rmw resolves BEST_AVAILABLE once, when the subscription is created, from the publishers it
+    knows then. With none known yet (a node that starts before its camera, or before discovery
+    has finished) it picks reliable: the camera then logs an incompatible-QoS warning, and a
+    best-effort camera, e.g. a simulator's, is never heard. So BEST_AVAILABLE is requested only
+    when publishers are known; with none, the subscription starts best effort (compatible with
+    any publisher). Either way the choice is checked against the graph every
+    MATCH_CHECK_PERIOD s of steady time, and the subscription is re-created with the
+    reliability the publishers call for: best effort when any of them is best effort, reliable
+    when all are (a best-effort subscription to a reliable camera loses every frame of which
+    UDP drops a fragment). 'best_effort' and 'reliable' are used as given, with the mismatch
+    warnings.
+    """
+
+    def __init__(self, node: Node, msg_type: Any, topic: str, callback: Callable[[Any], None],
+                 reliability: str, depth: int, record: QosMismatch) -> None:
+        self.node, self.msg_type, self.callback = node, msg_type, callback
+        self.depth, self.record = depth, record
+        self.adaptive = reliability == 'best_available' and has_best_available()
+        self.topic_name: str = node.resolve_topic_name(topic)  # namespace, remapping applied
+        if self.adaptive and not node.get_publishers_info_by_topic(self.topic_name):
+            reliability = 'best_effort'
+        self.subscription = self._create(self.topic_name,
+                                         qos(reliability, depth, node.get_logger()))
+        self.record.reliability = self._effective() or reliability
+        self._timer = node.create_timer(MATCH_CHECK_PERIOD, self.check,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME)) \
+            if self.adaptive else None
+
+    def _create(self, topic: str, profile: QoSProfile) -> Any:
+        return self.node.create_subscription(
+            self.msg_type, topic, self.callback, profile,
+            event_callbacks=qos_mismatch_callbacks(self.node, topic, profile, self.record,
+                                                   adaptive=self.adaptive))
+
+    def _effective(self) -> str | None:
+        """This subscription's reliability as the middleware resolved it (graph), if listed."""
+        node = self.node
+        for info in node.get_subscriptions_info_by_topic(self.topic_name):
+            if (info.node_name, info.node_namespace) == (node.get_name(),
+                                                         node.get_namespace()):
+                return info.qos_profile.reliability.name.lower()
+        return None
+
+    def check(self) -> None:
+        """Re-subscribe when the publishers call for the other reliability."""
+        offered = [info.qos_profile.reliability.name.lower()
+                   for info in self.node.get_publishers_info_by_topic(self.topic_name)]
+        wanted = reliability_for(offered)
+        current = self._effective() or self.record.reliability
+        if wanted is None or wanted == current:
+            return
+        self.node.destroy_subscription(self.subscription)
+        self.subscription = self._create(self.topic_name, qos(wanted, self.depth))
+        self.record.reliability = wanted
+        self.node.get_logger().info(
+            f'{self.topic_name}: publishers offer {", ".join(sorted(set(offered)))}; '
+            f'subscribed {wanted} (reliability best_available)')
+
+    def destroy(self) -> None:
+        if self._timer is not None:
+            self.node.destroy_timer(self._timer)
+            self._timer = None
+        self.node.destroy_subscription(self.subscription)
 
 
 def status_msg(status: Status) -> DiagnosticStatus:

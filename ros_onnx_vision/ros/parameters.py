@@ -36,7 +36,9 @@ class ParameterSpec:
         return None
 
 
-RELIABILITY = ('best_effort', 'reliable')
+RELIABILITY = ('best_effort', 'reliable')  # publishers
+# Subscriptions: best_available follows the publishers (node_support.MatchedSubscription).
+SUBSCRIPTION_RELIABILITY = ('best_available', 'best_effort', 'reliable')
 DIAGNOSTICS_PERIOD = ParameterSpec(
     'diagnostics_period', 1.0,
     'Seconds between diagnostic_msgs/DiagnosticArray reports on /diagnostics (steady time)',
@@ -84,6 +86,10 @@ CAMERA_NODE = (
                   choices=RELIABILITY, read_only=True),
     ParameterSpec('depth', 5, 'QoS keep-last depth of image_raw and camera_info',
                   low=1, high=100, read_only=True),
+    ParameterSpec('jpeg_quality', 80,
+                  'JPEG quality of image_raw/compressed (image_transport\'s compressed topic; '
+                  'encoded only while someone subscribes to it)', low=1, high=100,
+                  read_only=True),
     ParameterSpec('wait_for_subscribers', 0,
                   'Hold the first frame until image_raw has this many subscribers (recording, '
                   'tests: no frame lost to discovery); 0 = publish at once', low=0, high=100,
@@ -141,10 +147,20 @@ INFERENCE_NODE = (
                   'Draw on image_annotated the confirmed results of smoothing_node (bold, with '
                   'track ids; from the *_smoothed topic, one frame behind) over the raw ones; '
                   'false = raw results only', read_only=True),
-    ParameterSpec('reliability', 'best_effort',
-                  'QoS reliability of the image subscription (best_effort matches cameras and '
-                  'simulators; a reliable subscriber never hears a best-effort camera)',
-                  choices=RELIABILITY, read_only=True),
+    ParameterSpec('reliability', 'best_available',
+                  'QoS reliability of the image subscription: best_available follows the '
+                  'camera (reliable for a reliable one, best effort for a best-effort one such '
+                  'as a simulator\'s; best effort on Humble); best_effort or reliable force one '
+                  '(a reliable subscriber never hears a best-effort camera)',
+                  choices=SUBSCRIPTION_RELIABILITY, read_only=True),
+    ParameterSpec('image_transport', 'raw',
+                  'Input transport, as image_transport names it: raw subscribes the image '
+                  'topic (sensor_msgs/Image), compressed its <topic>/compressed '
+                  '(sensor_msgs/CompressedImage, JPEG or PNG)', choices=('raw', 'compressed'),
+                  read_only=True),
+    ParameterSpec('jpeg_quality', 80,
+                  'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
+                  low=1, high=100, read_only=True),
     ParameterSpec('autostart', True,
                   'Configure and activate at start; false leaves the lifecycle node unconfigured',
                   read_only=True),
@@ -177,8 +193,10 @@ SMOOTHING_NODE = (
     ParameterSpec('box_smoothing', 0.0,
                   'Detections: exponential smoothing of confirmed boxes (0 = off, towards 1 = '
                   'smoother)', low=0.0, high=0.99),
-    ParameterSpec('reliability', 'reliable', 'QoS reliability of the result subscription',
-                  choices=RELIABILITY, read_only=True),
+    ParameterSpec('reliability', 'best_available',
+                  'QoS reliability of the result subscription (best_available follows the '
+                  'publisher: reliable for inference_node)',
+                  choices=SUBSCRIPTION_RELIABILITY, read_only=True),
     DIAGNOSTICS_PERIOD,
 )
 

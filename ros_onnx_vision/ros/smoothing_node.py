@@ -22,8 +22,8 @@ from ros_onnx_vision.results import Task
 from ros_onnx_vision.ros.diagnostics import (QosMismatch, SmoothingMonitor, SmoothingSnapshot,
                                              Status)
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, results_from_msg, results_to_msg
-from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher, qos,
-                                              qos_mismatch_callbacks, run_node, seconds_to_stamp,
+from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher,
+                                              MatchedSubscription, run_node, seconds_to_stamp,
                                               stamp_to_seconds)
 from ros_onnx_vision.ros.parameters import SMOOTHING_NODE
 from ros_onnx_vision.smoothing.label_voter import LabelVoter
@@ -61,10 +61,8 @@ class SmoothingNode(Node):
         self.monitor = SmoothingMonitor(self.get_name())
         self.diagnostics = DiagnosticsPublisher(self, params['diagnostics_period'], self.report)
         self.publisher = self.create_publisher(msg_type, out_topic, 10)
-        in_qos = qos(params['reliability'], 10)
-        self.subscription = self.create_subscription(
-            msg_type, in_topic, self.on_input, in_qos,
-            event_callbacks=qos_mismatch_callbacks(self, in_topic, in_qos, self.qos_mismatch))
+        self.subscription = MatchedSubscription(self, msg_type, in_topic, self.on_input,
+                                                params['reliability'], 10, self.qos_mismatch)
         self.in_topic = self.subscription.topic_name  # as resolved, for logs and diagnostics
         self.timer = self.create_timer(min(0.1, params['timeout'] / 4), self.on_timer)
         self.get_logger().info(

@@ -393,7 +393,9 @@ def test_digit_launch_in_a_namespace_uses_the_digit_card(workspace, ros_domain, 
 @needs_ros2
 def test_image_topic_sim_time_and_rviz_without_rviz2(workspace, ros_domain, tmp_path,
                                                      processes):
-    """Attached to another camera's topic with sim time; rviz:=true where rviz2 is missing."""
+    """Attached to another camera's compressed topic with sim time; rviz:=true where rviz2 is
+    missing. The remapped camera_node offers /sim/camera/image/compressed, as image_transport
+    names it."""
     ws, domain = workspace, ros_domain
     camera = run_node(ws, domain, tmp_path, processes, 'camera_node', '-r',
                       'image_raw:=/sim/camera/image', '-p', f'source:={ws.video}')
@@ -401,21 +403,24 @@ def test_image_topic_sim_time_and_rviz_without_rviz2(workspace, ros_domain, tmp_
     started = launch(ws, domain, tmp_path, processes, 'human_detection.launch.py',
                      'image_topic:=/sim/camera/image', 'use_sim_time:=true',
                      'model:=ssdlite_mobilenet_v2_person.yaml', 'annotate_confirmed:=false',
-                     *(['rviz:=true'] if no_rviz else []))
-    text = started.wait_for('processing the newest frame of /sim/camera/image', 60)
+                     'image_transport:=compressed', *(['rviz:=true'] if no_rviz else []))
+    text = started.wait_for('processing the newest frame of /sim/camera/image/compressed', 60)
     assert 'frame of image_raw' not in text and 'frame of /image_raw' not in text
     assert 'camera_node-' not in text, 'image_topic:= must not start camera_node'
     if no_rviz:
         assert "rviz:=true, but rviz2 is not installed (package 'rviz2' not found): " \
                'starting the nodes without it. Install it' in text, text
         assert 'rviz2-' not in text
-    _, _, _, confirmed = in_parallel(
+    _, _, _, _, confirmed = in_parallel(
         lambda: ros2_until(ws, domain, ['param', 'get', *CLI, '/inference_node',
                                         'use_sim_time'], 'Boolean value is: True'),
         lambda: ros2_until(ws, domain, ['param', 'get', *CLI, '/inference_node',
                                         'annotate_confirmed'], 'Boolean value is: False'),
         lambda: ros2_until(ws, domain, ['param', 'get', *CLI, '/inference_node', 'model'],
                            'String value is: ssdlite_mobilenet_v2_person.yaml'),
+        lambda: ros2_until(ws, domain, ['topic', 'type', *CLI,
+                                        '/sim/camera/image/compressed'],
+                           'sensor_msgs/msg/CompressedImage\n'),
         # The voting follows the header stamps: confirmation without a /clock publisher.
         lambda: ros2(ws, domain, 'topic', 'echo', *CLI, '--once', '--timeout', '30',
                      '--filter', 'len(m.detections) > 0', '/detections_smoothed',

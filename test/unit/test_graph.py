@@ -180,7 +180,7 @@ def run_launch(task: str, **arguments: str) -> tuple[dict[str, str], list[_Recor
 def test_launch_file_starts_the_described_graph(task, launch_stand_ins):
     declared, nodes = run_launch(task)
     assert set(declared) == {'source', 'model', 'use_sim_time', 'namespace', 'image_topic',
-                             'params_file', 'rviz', 'annotate_confirmed'}
+                             'params_file', 'rviz', 'annotate_confirmed', 'image_transport'}
     graph = pipeline(task)
     assert [n.kwargs['executable'] for n in nodes] == [s.executable for s in graph.nodes]
     for node, spec in zip(nodes, graph.nodes):
@@ -199,7 +199,8 @@ def test_launch_arguments_reach_the_nodes(launch_stand_ins, tmp_path, monkeypatc
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
     _, nodes = run_launch('human_detection', image_topic='/sim/cam/image_raw',
                           use_sim_time='true', namespace='robot1', rviz='true',
-                          model='ssdlite_mobilenet_v2_person.yaml', annotate_confirmed='false')
+                          model='ssdlite_mobilenet_v2_person.yaml', annotate_confirmed='false',
+                          image_transport='compressed')
     by_exe = {n.kwargs['executable']: n for n in nodes}
     assert 'camera_node' not in by_exe  # attached to the simulator's camera instead
     inference = by_exe['inference_node']
@@ -207,7 +208,7 @@ def test_launch_arguments_reach_the_nodes(launch_stand_ins, tmp_path, monkeypatc
     assert inference.kwargs['namespace'] == 'robot1'
     assert inference.kwargs['parameters'][1] == {
         'model': 'ssdlite_mobilenet_v2_person.yaml', 'use_sim_time': True,
-        'annotate_confirmed': False}
+        'annotate_confirmed': False, 'image_transport': 'compressed'}
     assert by_exe['smoothing_node'].kwargs['parameters'][1] == {'use_sim_time': True}
     rviz = by_exe['rviz2']
     rviz_config = rviz.kwargs['arguments'][1]
@@ -218,6 +219,8 @@ def test_launch_arguments_reach_the_nodes(launch_stand_ins, tmp_path, monkeypatc
 def test_launch_rejects_a_non_boolean(launch_stand_ins):
     with pytest.raises(ValueError, match='use_sim_time'):
         run_launch('digit_classification', use_sim_time='maybe')
+    with pytest.raises(ValueError, match="image_transport:='theora' is not raw or compressed"):
+        run_launch('digit_classification', image_transport='theora')
 
 
 def test_launch_without_rviz2_starts_the_nodes_only(launch_stand_ins, tmp_path, monkeypatch):

@@ -13,14 +13,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ros_onnx_vision.camera import compression
 from ros_onnx_vision.camera.frame_sources import (bag_files_in, Frame, FrameSource,
-                                                  IMAGE_MSG_TYPES, normalize_decoded, sane_fps,
-                                                  SourceError, SourceKind)
+                                                  IMAGE_MSG_TYPES, sane_fps, SourceError,
+                                                  SourceKind)
 from ros_onnx_vision.image_encodings import bgr_decoding, UnsupportedEncoding
-
-
-class Unsupported(UnsupportedEncoding):
-    """An encoding/format that is never decodable (as opposed to one corrupt message)."""
 
 
 def decode_image_msg(msg: Any) -> np.ndarray:
@@ -50,16 +47,12 @@ def decode_image_msg(msg: Any) -> np.ndarray:
 
 
 def decode_compressed_msg(msg: Any) -> np.ndarray:
-    """Decode a sensor_msgs/msg/CompressedImage (jpeg/png) to uint8 BGR or mono."""
-    fmt = str(msg.format)
-    if 'compresseddepth' in fmt.lower():
-        raise Unsupported(f'unsupported CompressedImage format {fmt!r}')
-    buffer = np.frombuffer(bytes(msg.data), np.uint8) if not isinstance(msg.data, np.ndarray) \
-        else msg.data.view(np.uint8).reshape(-1)
-    image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
-    if image is None:
-        raise ValueError(f'cannot decode CompressedImage data (format {fmt!r})')
-    return normalize_decoded(image)
+    """Decode a sensor_msgs/msg/CompressedImage (jpeg/png) to uint8 BGR or mono.
+
+    The codec is `camera.compression`, shared with inference_node's compressed input; it
+    raises UnsupportedCompression (an UnsupportedEncoding) for compressedDepth and other codecs.
+    """
+    return compression.decode_bgr(msg.data, str(msg.format))
 
 
 class RosbagSource(FrameSource):
