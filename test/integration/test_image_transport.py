@@ -12,6 +12,7 @@ import array
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,17 @@ def third_party_env(node_env: dict[str, str], *, profile: bool) -> dict[str, str
 def plain_camera(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, str(PLAIN_CAMERA), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(process: subprocess.Popen) -> int:
+    """Ctrl-C a node process; kill it if it is still there after 10 s. Its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def sent_stamps(camera: subprocess.Popen[str], probe, timeout: float) -> list[tuple[int, int]]:
@@ -111,10 +123,10 @@ def test_third_party_camera_at_15_hz_gets_95_percent_answered(ros_probe, node_en
         sent = set(sent_stamps(camera, ros_probe, 40))
         ros_probe.spin_for(1.0)
     finally:
-        node.send_signal(2)
-        node.wait(10)
+        stop(node)
         if camera is not None and camera.poll() is None:
             camera.kill()
+            camera.wait()
     log = (tmp_path / 'inference_node.log').read_text()
     answered = sent & {stamp(m.header) for _, m in results}
     rate = len(answered) / len(sent)
@@ -162,15 +174,16 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
                                      'nanodet_m_416.yaml' if task == 'human_detection' else
                                      'mnist_digits_cnn.yaml'}}
     with GraphProcesses(graph, node_env, parameters=parameters, log_dir=tmp_path) as nodes:
-        ros_probe.spin_until(lambda: ros_probe.subscriptions[graph.smoothed_topic]
-                             .get_publisher_count() > 0 or bool(nodes.exited()), 30)
+        ros_probe.spin_until(lambda: all(
+            ros_probe.subscriptions[topic].get_publisher_count() > 0 for topic in
+            (graph.result_topic, graph.smoothed_topic)) or bool(nodes.exited()), 30)
         camera = plain_camera(third_party_env(node_env, profile=False), '--topic',
                               '/remote/camera/image', '--transport', 'compressed', '--format',
                               fmt, '--image', str(picture), '--size', size, '--rate', '10',
                               '--frames', '30', '--reliability', reliability,
                               '--frame-id', 'remote_cam')
         sent = set(sent_stamps(camera, ros_probe, 40))
-        ros_probe.spin_for(0.5)
+        ros_probe.spin_for(1.5)
         exited = nodes.exited()
     log = nodes.log_text('inference_node')
     assert not exited, f'{exited}\n{log}'
@@ -238,8 +251,7 @@ def test_bad_compressed_data_is_survived(ros_probe, node_env, tmp_path):
                              5)
         alive = node.poll() is None
     finally:
-        node.send_signal(2)
-        code = node.wait(10)
+        code = stop(node)
     log = (tmp_path / 'inference_node.log').read_text()
     assert alive and code == 0, log
     answered = {stamp(m.header) for _, m in results}
@@ -284,8 +296,7 @@ def test_camera_compressed_topic_costs_nothing_while_unsubscribed(ros_probe, nod
         before = int(values_after(0.6)['compressed frames encoded'])
         after = int(values_after(2.0)['compressed frames encoded'])
     finally:
-        camera.send_signal(2)
-        camera.wait(10)
+        stop(camera)
     assert unsubscribed['compressed frames encoded'] == '0', unsubscribed
     assert int(subscribed['compressed frames encoded']) > 30, subscribed
     assert after - before <= 1, (before, after)  # stopped once the subscriber left
