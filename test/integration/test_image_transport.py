@@ -118,9 +118,13 @@ def test_third_party_camera_at_15_hz_gets_95_percent_answered(ros_probe, node_en
     try:
         ros_probe.spin_until(lambda: ros_probe.subscriptions['classification']
                              .get_publisher_count() > 0 or node.poll() is not None, 30)
+        # Results are volatile: count the frames sent once this probe hears inference_node
+        # (the camera-first driver may start before that, on a loaded machine).
+        heard_from = time.time() + 0.3
         if camera is None:
             camera = plain_camera(env, *camera_args)
-        sent = set(sent_stamps(camera, ros_probe, 40))
+        all_sent = sent_stamps(camera, ros_probe, 40)
+        sent = {s for s in all_sent if s[0] + s[1] * 1e-9 >= heard_from}
         ros_probe.spin_for(1.0)
     finally:
         stop(node)
@@ -134,7 +138,7 @@ def test_third_party_camera_at_15_hz_gets_95_percent_answered(ros_probe, node_en
                                    or {}).items() if k.startswith(('frames', 'input'))}
     print(f'[interop] {case}: {len(answered)}/{len(sent)} frames answered ({rate:.0%}); '
           f'inference_node: {node_side}')
-    assert len(sent) == 75
+    assert len(all_sent) == 75 and len(sent) >= 50, (len(all_sent), len(sent))
     assert rate >= 0.95, f'{len(answered)}/{len(sent)} answered; {node_side}\n{log[-3000:]}'
     assert final_reliability(log) == ('reliable' if reliable else 'best_effort'), log
     assert 'incompatible' not in log.lower(), log
@@ -318,3 +322,37 @@ def test_camera_compressed_topic_costs_nothing_while_unsubscribed(ros_probe, nod
     assert check_us < 200
     assert cost_on > cost_off  # the encode shows where it is done, and only there
     assert os.environ.get(PROFILE_VARIABLE)  # this process uses the profile (conftest)
+
+
+def test_switching_reliability_while_data_flows_loses_and_repeats_nothing(ros_probe, node_env,
+                                                                          tmp_path):
+    """smoothing_node subscribes best effort while inference_node is unknown, then switches to
+    reliable when it appears, results already flowing: one output per input, none lost
+    (make-before-break), none twice (while both subscriptions hear them). Here, in two
+    processes on an idle host, a plain break-before-make lost nothing either; with four
+    processes on the loaded machine it lost the frames of smoothing_node's first tracks
+    (test_ros2_cli's `confirmed=[1:person`)."""
+    outputs = ros_probe.subscribe(Detection2DArray, 'detections_smoothed', RELIABLE)
+    node = start_node('smoothing_node', node_env, log_file=tmp_path / 'smoothing_node.log',
+                      parameters={'task': 'detection'})
+    try:
+        assert ros_probe.spin_until(lambda: ros_probe.subscriptions['detections_smoothed']
+                                    .get_publisher_count() > 0 or node.poll() is not None, 30)
+        ros_probe.spin_for(0.5)  # its subscription is made, best effort (no publisher yet)
+        publisher = ros_probe.node.create_publisher(Detection2DArray, 'detections', 10)
+        assert ros_probe.spin_until(lambda: publisher.get_subscription_count() > 0, 10)
+        sent = []
+        for i in range(60):  # 2 s at 30 Hz: the switch happens within the first 0.5 s
+            msg = Detection2DArray(header=Header(frame_id='cam'))
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 2000 + i // 30, (i % 30) * 33_000_000
+            publisher.publish(msg)
+            sent.append(stamp(msg.header))
+            ros_probe.spin_for(1 / 30)
+        ros_probe.spin_until(lambda: len(outputs) >= len(sent), 3)
+    finally:
+        code = stop(node)
+    log = (tmp_path / 'smoothing_node.log').read_text()
+    assert code == 0 and 'subscribed reliable (reliability best_available)' in log, log
+    got = [stamp(m.header) for _, m in outputs]
+    assert len(got) == len(set(got)), 'an input was smoothed twice'
+    assert set(sent[1:]) <= set(got), f'{len(set(sent) - set(got))} inputs lost\n{log}'
