@@ -142,7 +142,9 @@ def window(probe, env: dict[str, str], logs: Path, *, mbit: float, size: str, fp
         last = {k: dict(v) for k, v in values.items()}
     finally:
         for process in (camera, inference):
-            process.send_signal(2)
+            # SIGTERM: a run started in the background of a script ignores SIGINT, and so
+            # would every node it starts
+            process.terminate()
         for process in (camera, inference):
             try:
                 process.wait(10)

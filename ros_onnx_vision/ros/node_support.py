@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 import math
 import signal
+import time
 from typing import Any
 
 from builtin_interfaces.msg import Time as TimeMsg
@@ -147,6 +148,7 @@ def qos_mismatch_callbacks(node: Node, topic: str, requested: QoSProfile,
 
 
 MATCH_CHECK_PERIOD = 0.5  # seconds between checks of a best_available subscription's publishers
+OVERLAP_LIMIT = 2.0  # seconds the replaced subscription stays at most, while the new one matches
 
 
 class MatchedSubscription:
@@ -163,6 +165,11 @@ class MatchedSubscription:
     when all are (a best-effort subscription to a reliable camera loses every frame of which
     UDP drops a fragment). 'best_effort' and 'reliable' are used as given, with the mismatch
     warnings.
+
+    The switch is make-before-break: the old subscription keeps delivering until the new one
+    has matched the publishers (or OVERLAP_LIMIT s), so a switch while data flows leaves no gap
+    (a gap of a few results broke smoothing_node's first tracks). Meanwhile both hear the same
+    samples, so a message is passed on only when its header stamp is newer than the last one.
     """
 
     def __init__(self, node: Node, msg_type: Any, topic: str, callback: Callable[[Any], None],
@@ -173,6 +180,10 @@ class MatchedSubscription:
         self.topic_name: str = node.resolve_topic_name(topic)  # namespace, remapping applied
         if self.adaptive and not node.get_publishers_info_by_topic(self.topic_name):
             reliability = 'best_effort'
+        self._last_stamp: tuple[int, int] | None = None
+        self._old: Any = None  # the subscription being replaced, while the new one matches
+        self._old_until = 0.0
+        self._wanted_publishers = 0
         self.subscription = self._create(self.topic_name,
                                          qos(reliability, depth, node.get_logger()))
         self.record.reliability = self._effective() or reliability
@@ -182,7 +193,7 @@ class MatchedSubscription:
 
     def _create(self, topic: str, profile: QoSProfile) -> Any:
         return self.node.create_subscription(
-            self.msg_type, topic, self.callback, profile,
+            self.msg_type, topic, self._deliver, profile,
             event_callbacks=qos_mismatch_callbacks(self.node, topic, profile, self.record,
                                                    adaptive=self.adaptive))
 
@@ -195,15 +206,31 @@ class MatchedSubscription:
                 return info.qos_profile.reliability.name.lower()
         return None
 
+    def _deliver(self, msg: Any) -> None:
+        header = getattr(msg, 'header', None)
+        stamp = (header.stamp.sec, header.stamp.nanosec) if header is not None else None
+        if self._old is not None and stamp is not None and self._last_stamp is not None \
+                and stamp <= self._last_stamp:
+            return  # heard by both subscriptions while they overlap
+        self._last_stamp = stamp
+        self.callback(msg)
+
     def check(self) -> None:
         """Re-subscribe when the publishers call for the other reliability."""
+        if self._old is not None:
+            if self.subscription.get_publisher_count() >= self._wanted_publishers or \
+                    time.monotonic() > self._old_until:
+                self.node.destroy_subscription(self._old)
+                self._old = None
+            return
         offered = [info.qos_profile.reliability.name.lower()
                    for info in self.node.get_publishers_info_by_topic(self.topic_name)]
         wanted = reliability_for(offered)
-        current = self._effective() or self.record.reliability
-        if wanted is None or wanted == current:
+        if wanted is None or wanted == self.record.reliability:
             return
-        self.node.destroy_subscription(self.subscription)
+        self._old = self.subscription
+        self._old_until = time.monotonic() + OVERLAP_LIMIT
+        self._wanted_publishers = len(offered)
         self.subscription = self._create(self.topic_name, qos(wanted, self.depth))
         self.record.reliability = wanted
         self.node.get_logger().info(
@@ -214,6 +241,9 @@ class MatchedSubscription:
         if self._timer is not None:
             self.node.destroy_timer(self._timer)
             self._timer = None
+        if self._old is not None:
+            self.node.destroy_subscription(self._old)
+            self._old = None
         self.node.destroy_subscription(self.subscription)
 
 

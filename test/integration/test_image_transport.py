@@ -12,6 +12,7 @@ import array
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,17 @@ def third_party_env(node_env: dict[str, str], *, profile: bool) -> dict[str, str
 def plain_camera(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, str(PLAIN_CAMERA), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(process: subprocess.Popen) -> int:
+    """Ctrl-C a node process; kill it if it is still there after 10 s. Its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def sent_stamps(camera: subprocess.Popen[str], probe, timeout: float) -> list[tuple[int, int]]:
@@ -106,31 +118,28 @@ def test_third_party_camera_at_15_hz_gets_95_percent_answered(ros_probe, node_en
     try:
         ros_probe.spin_until(lambda: ros_probe.subscriptions['classification']
                              .get_publisher_count() > 0 or node.poll() is not None, 30)
-        # Results published before the node's publisher matched this probe (it discovers the
-        # probe a moment after the probe discovers it) cannot reach the probe: with the camera
-        # first, frames come at once, so only those sent a second later count here; the
-        # node's own counters show it received every frame.
-        path_ready = time.time() + 1.0
+        # Results are volatile: count the frames sent once this probe hears inference_node
+        # (the camera-first driver may start before that, on a loaded machine).
+        heard_from = time.time() + 0.3
         if camera is None:
             camera = plain_camera(env, *camera_args)
-        sent = set(sent_stamps(camera, ros_probe, 40))
+        all_sent = sent_stamps(camera, ros_probe, 40)
+        sent = {s for s in all_sent if s[0] + s[1] * 1e-9 >= heard_from}
         ros_probe.spin_for(1.0)
     finally:
-        node.send_signal(2)
-        node.wait(10)
+        stop(node)
         if camera is not None and camera.poll() is None:
             camera.kill()
+            camera.wait()
     log = (tmp_path / 'inference_node.log').read_text()
-    counted = {s for s in sent if s[0] + s[1] * 1e-9 >= path_ready}
-    answered = counted & {stamp(m.header) for _, m in results}
-    rate = len(answered) / max(len(counted), 1)
+    answered = sent & {stamp(m.header) for _, m in results}
+    rate = len(answered) / len(sent)
     node_side = {k: v for k, v in (latest_values(diagnostics, 'inference_node: inference')
                                    or {}).items() if k.startswith(('frames', 'input'))}
     print(f'[interop] {case}: {len(answered)}/{len(sent)} frames answered ({rate:.0%}); '
           f'inference_node: {node_side}')
-    assert len(sent) == 75 and len(counted) >= 50
-    assert node_side.get('frames received') == '75', node_side  # every frame reached the node
-    assert rate >= 0.95, f'{len(answered)}/{len(counted)} answered; {node_side}\n{log[-3000:]}'
+    assert len(all_sent) == 75 and len(sent) >= 50, (len(all_sent), len(sent))
+    assert rate >= 0.95, f'{len(answered)}/{len(sent)} answered; {node_side}\n{log[-3000:]}'
     assert final_reliability(log) == ('reliable' if reliable else 'best_effort'), log
     assert 'incompatible' not in log.lower(), log
 
@@ -169,15 +178,16 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
                                      'nanodet_m_416.yaml' if task == 'human_detection' else
                                      'mnist_digits_cnn.yaml'}}
     with GraphProcesses(graph, node_env, parameters=parameters, log_dir=tmp_path) as nodes:
-        ros_probe.spin_until(lambda: ros_probe.subscriptions[graph.smoothed_topic]
-                             .get_publisher_count() > 0 or bool(nodes.exited()), 30)
+        ros_probe.spin_until(lambda: all(
+            ros_probe.subscriptions[topic].get_publisher_count() > 0 for topic in
+            (graph.result_topic, graph.smoothed_topic)) or bool(nodes.exited()), 30)
         camera = plain_camera(third_party_env(node_env, profile=False), '--topic',
                               '/remote/camera/image', '--transport', 'compressed', '--format',
                               fmt, '--image', str(picture), '--size', size, '--rate', '10',
                               '--frames', '30', '--reliability', reliability,
                               '--frame-id', 'remote_cam')
         sent = set(sent_stamps(camera, ros_probe, 40))
-        ros_probe.spin_for(0.5)
+        ros_probe.spin_for(1.5)
         exited = nodes.exited()
     log = nodes.log_text('inference_node')
     assert not exited, f'{exited}\n{log}'
@@ -245,8 +255,7 @@ def test_bad_compressed_data_is_survived(ros_probe, node_env, tmp_path):
                              5)
         alive = node.poll() is None
     finally:
-        node.send_signal(2)
-        code = node.wait(10)
+        code = stop(node)
     log = (tmp_path / 'inference_node.log').read_text()
     assert alive and code == 0, log
     answered = {stamp(m.header) for _, m in results}
@@ -291,8 +300,7 @@ def test_camera_compressed_topic_costs_nothing_while_unsubscribed(ros_probe, nod
         before = int(values_after(0.6)['compressed frames encoded'])
         after = int(values_after(2.0)['compressed frames encoded'])
     finally:
-        camera.send_signal(2)
-        camera.wait(10)
+        stop(camera)
     assert unsubscribed['compressed frames encoded'] == '0', unsubscribed
     assert int(subscribed['compressed frames encoded']) > 30, subscribed
     assert after - before <= 1, (before, after)  # stopped once the subscriber left
@@ -314,3 +322,37 @@ def test_camera_compressed_topic_costs_nothing_while_unsubscribed(ros_probe, nod
     assert check_us < 200
     assert cost_on > cost_off  # the encode shows where it is done, and only there
     assert os.environ.get(PROFILE_VARIABLE)  # this process uses the profile (conftest)
+
+
+def test_switching_reliability_while_data_flows_loses_and_repeats_nothing(ros_probe, node_env,
+                                                                          tmp_path):
+    """smoothing_node subscribes best effort while inference_node is unknown, then switches to
+    reliable when it appears, results already flowing: one output per input, none lost
+    (make-before-break), none twice (while both subscriptions hear them). Here, in two
+    processes on an idle host, a plain break-before-make lost nothing either; with four
+    processes on the loaded machine it lost the frames of smoothing_node's first tracks
+    (test_ros2_cli's `confirmed=[1:person`)."""
+    outputs = ros_probe.subscribe(Detection2DArray, 'detections_smoothed', RELIABLE)
+    node = start_node('smoothing_node', node_env, log_file=tmp_path / 'smoothing_node.log',
+                      parameters={'task': 'detection'})
+    try:
+        assert ros_probe.spin_until(lambda: ros_probe.subscriptions['detections_smoothed']
+                                    .get_publisher_count() > 0 or node.poll() is not None, 30)
+        ros_probe.spin_for(0.5)  # its subscription is made, best effort (no publisher yet)
+        publisher = ros_probe.node.create_publisher(Detection2DArray, 'detections', 10)
+        assert ros_probe.spin_until(lambda: publisher.get_subscription_count() > 0, 10)
+        sent = []
+        for i in range(60):  # 2 s at 30 Hz: the switch happens within the first 0.5 s
+            msg = Detection2DArray(header=Header(frame_id='cam'))
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 2000 + i // 30, (i % 30) * 33_000_000
+            publisher.publish(msg)
+            sent.append(stamp(msg.header))
+            ros_probe.spin_for(1 / 30)
+        ros_probe.spin_until(lambda: len(outputs) >= len(sent), 3)
+    finally:
+        code = stop(node)
+    log = (tmp_path / 'smoothing_node.log').read_text()
+    assert code == 0 and 'subscribed reliable (reliability best_available)' in log, log
+    got = [stamp(m.header) for _, m in outputs]
+    assert len(got) == len(set(got)), 'an input was smoothed twice'
+    assert set(sent[1:]) <= set(got), f'{len(set(sent) - set(got))} inputs lost\n{log}'
