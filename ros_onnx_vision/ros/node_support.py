@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 import math
 import signal
@@ -169,7 +170,9 @@ class MatchedSubscription:
     The switch is make-before-break: the old subscription keeps delivering until the new one
     has matched the publishers (or OVERLAP_LIMIT s), so a switch while data flows leaves no gap
     (a gap of a few results broke smoothing_node's first tracks). Meanwhile both hear the same
-    samples, so a message is passed on only when its header stamp is newer than the last one.
+    samples: a message is dropped when its twin (same header stamp and frame_id) already came
+    through the other subscription. Pairing twins, rather than dropping stamps that are not
+    newer, keeps the publisher's own backward or repeated stamps, which smoothing_node counts.
     """
 
     def __init__(self, node: Node, msg_type: Any, topic: str, callback: Callable[[Any], None],
@@ -180,8 +183,10 @@ class MatchedSubscription:
         self.topic_name: str = node.resolve_topic_name(topic)  # namespace, remapping applied
         if self.adaptive and not node.get_publishers_info_by_topic(self.topic_name):
             reliability = 'best_effort'
-        self._last_stamp: tuple[int, int] | None = None
         self._old: Any = None  # the subscription being replaced, while the new one matches
+        # While both exist: messages each delivered that the other has not heard yet, by key.
+        self._unpaired: tuple[Counter, Counter] = (Counter(), Counter())
+        self._side = 1  # of the newest subscription (0 or 1); the first one gets 0
         self._old_until = 0.0
         self._wanted_publishers = 0
         self.subscription = self._create(self.topic_name,
@@ -192,8 +197,10 @@ class MatchedSubscription:
             if self.adaptive else None
 
     def _create(self, topic: str, profile: QoSProfile) -> Any:
+        # The two subscriptions of a switch deliver from opposite sides, to pair the twins.
+        side = self._side = 1 - self._side
         return self.node.create_subscription(
-            self.msg_type, topic, self._deliver, profile,
+            self.msg_type, topic, lambda msg: self._deliver(msg, side), profile,
             event_callbacks=qos_mismatch_callbacks(self.node, topic, profile, self.record,
                                                    adaptive=self.adaptive))
 
@@ -206,13 +213,15 @@ class MatchedSubscription:
                 return info.qos_profile.reliability.name.lower()
         return None
 
-    def _deliver(self, msg: Any) -> None:
+    def _deliver(self, msg: Any, side: int) -> None:
         header = getattr(msg, 'header', None)
-        stamp = (header.stamp.sec, header.stamp.nanosec) if header is not None else None
-        if self._old is not None and stamp is not None and self._last_stamp is not None \
-                and stamp <= self._last_stamp:
-            return  # heard by both subscriptions while they overlap
-        self._last_stamp = stamp
+        if self._old is not None and header is not None:
+            key = (header.stamp.sec, header.stamp.nanosec, header.frame_id)
+            other = self._unpaired[1 - side]
+            if other[key]:
+                other[key] -= 1
+                return  # its twin came through the other subscription
+            self._unpaired[side][key] += 1
         self.callback(msg)
 
     def check(self) -> None:
@@ -220,8 +229,7 @@ class MatchedSubscription:
         if self._old is not None:
             if self.subscription.get_publisher_count() >= self._wanted_publishers or \
                     time.monotonic() > self._old_until:
-                self.node.destroy_subscription(self._old)
-                self._old = None
+                self._end_overlap()
             return
         offered = [info.qos_profile.reliability.name.lower()
                    for info in self.node.get_publishers_info_by_topic(self.topic_name)]
@@ -236,6 +244,12 @@ class MatchedSubscription:
         self.node.get_logger().info(
             f'{self.topic_name}: publishers offer {", ".join(sorted(set(offered)))}; '
             f'subscribed {wanted} (reliability best_available)')
+
+    def _end_overlap(self) -> None:
+        self.node.destroy_subscription(self._old)
+        self._old = None
+        for unpaired in self._unpaired:
+            unpaired.clear()
 
     def destroy(self) -> None:
         if self._timer is not None:

@@ -9,6 +9,7 @@ as the launch files start them.
 from __future__ import annotations
 
 import array
+from collections import Counter
 import json
 import os
 import re
@@ -328,7 +329,8 @@ def test_switching_reliability_while_data_flows_loses_and_repeats_nothing(ros_pr
                                                                           tmp_path):
     """smoothing_node subscribes best effort while inference_node is unknown, then switches to
     reliable when it appears, results already flowing: one output per input, none lost
-    (make-before-break), none twice (while both subscriptions hear them). Here, in two
+    (make-before-break), none twice (while both subscriptions hear them), and the publisher's
+    own repeated stamps still pass (smoothing_node counts them). Here, in two
     processes on an idle host, a plain break-before-make lost nothing either; with four
     processes on the loaded machine it lost the frames of smoothing_node's first tracks
     (test_ros2_cli's `confirmed=[1:person`)."""
@@ -344,7 +346,8 @@ def test_switching_reliability_while_data_flows_loses_and_repeats_nothing(ros_pr
         sent = []
         for i in range(60):  # 2 s at 30 Hz: the switch happens within the first 0.5 s
             msg = Detection2DArray(header=Header(frame_id='cam'))
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 2000 + i // 30, (i % 30) * 33_000_000
+            j = i - 1 if i % 7 == 6 else i  # the publisher's own repeated stamps stay
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 2000 + j // 30, (j % 30) * 33_000_000
             publisher.publish(msg)
             sent.append(stamp(msg.header))
             ros_probe.spin_for(1 / 30)
@@ -353,6 +356,7 @@ def test_switching_reliability_while_data_flows_loses_and_repeats_nothing(ros_pr
         code = stop(node)
     log = (tmp_path / 'smoothing_node.log').read_text()
     assert code == 0 and 'subscribed reliable (reliability best_available)' in log, log
-    got = [stamp(m.header) for _, m in outputs]
-    assert len(got) == len(set(got)), 'an input was smoothed twice'
-    assert set(sent[1:]) <= set(got), f'{len(set(sent) - set(got))} inputs lost\n{log}'
+    got = Counter(stamp(m.header) for _, m in outputs)
+    wanted = Counter(sent)
+    assert not got - wanted, f'smoothed twice: {got - wanted}'
+    assert sum((wanted - got).values()) <= 1, f'inputs lost: {wanted - got}\n{log}'
