@@ -36,6 +36,9 @@ def run_graph(probe, env, tmp_path, task, parameters, topics, until, timeout=60.
             probe.spin_until(lambda: all(
                 sub.get_publisher_count() > 0 for topic, sub in probe.subscriptions.items()
                 if topic != 'image_raw') or bool(nodes.exited()), 30)
+            # The probe hearing a publisher does not mean that publisher has matched the
+            # probe yet (each side discovers the other on its own): give it a moment.
+            probe.spin_for(1.0)
             camera = GraphProcesses(graph.subset('camera_node'), env, parameters=parameters,
                                     log_dir=tmp_path).start()
             done = probe.spin_until(lambda: until(received) or bool(nodes.exited()), timeout)
