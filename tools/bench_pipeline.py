@@ -343,17 +343,21 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
     return results
 
 
+def frame_count_rate(counts: list[tuple[float, int]]) -> float:
+    """The camera's rate from its own frame counter, (receive time, count) pairs: best
+    effort, so a lost count message does not matter, only the first and last received."""
+    counts = sorted(counts)
+    if len(counts) > 1 and counts[-1][0] > counts[0][0]:
+        return (counts[-1][1] - counts[0][1]) / (counts[-1][0] - counts[0][0])
+    return 0.0
+
+
 def summarise(task: str, rate: float, probe: Probe, wall: float, cpu: dict[str, float],
               t0: float) -> dict:
     latencies = [(received - stamp) * 1e3 for stamp, received in probe.smoothed
                  if stamp >= t0 - 1.0]
     raw_latencies = [(received - stamp) * 1e3 for stamp, received in probe.raw]
-    # The camera's rate from its own frame counter (best effort: a lost count message does not
-    # matter, only the first and last received), and the frames it published in the window.
-    counts = sorted(probe.frame_counts)
-    camera_hz = 0.0
-    if len(counts) > 1 and counts[-1][0] > counts[0][0]:
-        camera_hz = (counts[-1][1] - counts[0][1]) / (counts[-1][0] - counts[0][0])
+    camera_hz = frame_count_rate(probe.frame_counts)
     published = round(camera_hz * wall)
     processed = len(probe.raw)
     return {'task': task, 'camera_hz': rate, 'seconds': round(wall, 2),
@@ -383,9 +387,7 @@ def accounting(probe: Probe, t0: float, t1: float) -> dict:
     name each disagreement beyond the edges; an empty list means the counts reconcile.
     """
     wall = t1 - t0
-    counts = sorted((t, c) for t, c in probe.frame_counts if t0 <= t <= t1)
-    camera_hz = ((counts[-1][1] - counts[0][1]) / (counts[-1][0] - counts[0][0])
-                 if len(counts) > 1 and counts[-1][0] > counts[0][0] else 0.0)
+    camera_hz = frame_count_rate([(t, c) for t, c in probe.frame_counts if t0 <= t <= t1])
     out: dict = {'window_s': round(wall, 2), 'camera_published': round(camera_hz * wall),
                  'probe_results': sum(t0 <= received <= t1 for _, received in probe.raw)}
     history = probe.inference_history
