@@ -264,10 +264,23 @@ class ImageRig:
             self.probe.node.count_publishers('classification') > 0 or
             self.process.poll() is not None, START_TIMEOUT)
         assert ready and self.process.poll() is None, self.log.read_text()
-        self.probe.spin_for(0.3)
+        # Both ends must have matched before a frame is sent: a sample reaches only the readers
+        # that know its writer, and discovery finishes on the two sides separately. So the
+        # best_available choice must be final, and a good frame must have come back.
+        settled = self.probe.spin_until(self._reliability_settled, START_TIMEOUT)
+        assert settled, self.log_text()
+        assert any(self.good_image_processed(timeout=2.0) for _ in range(5)), self.log_text()
 
     def log_text(self) -> str:
         return self.log.read_text(errors='replace')
+
+    def _reliability_settled(self) -> bool:
+        # Subscribed reliable at once (the probe's publisher was known), or best effort first
+        # and then switched (it was not yet).
+        text = self.log_text()
+        started = re.search(r'newest frame of \S+ \((\w+)\)', text)
+        return 'publishers offer' in text or (started is not None and
+                                              started.group(1) == 'reliable')
 
     def send(self, msg) -> int:
         """Publish with a fresh stamp (seconds); return the stamp."""
@@ -277,12 +290,12 @@ class ImageRig:
         self.publisher.publish(msg)
         return sec
 
-    def good_image_processed(self) -> bool:
+    def good_image_processed(self, timeout: float = 10.0) -> bool:
         from ros_onnx_vision.ros.image_conversion import numpy_to_image
         image = np.full((60, 80, 3), 210, np.uint8)
         sec = self.send(numpy_to_image(image, 'bgr8'))
         return self.probe.spin_until(
-            lambda: any(m.header.stamp.sec == sec for _, m in self.results), 10)
+            lambda: any(m.header.stamp.sec == sec for _, m in self.results), timeout)
 
     def send_bad(self, msg) -> None:
         wait = self.last_bad + self.THROTTLE_S - time.monotonic()
