@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import itertools
 import os
 from pathlib import Path
+import re
 import sys
 
 import pytest
@@ -29,6 +30,21 @@ from ros_probe import host_only_participant, RosProbe  # noqa: E402
 host_only_participant()
 
 _domains = itertools.count()
+
+# A node's first log line about its input: '... newest frame of /image_raw (best_effort)'
+# (inference_node), 'smoothing /detections (reliable) -> ...' (smoothing_node).
+_STARTED_RELIABILITY = re.compile(r'(?:newest frame of|smoothing) \S+ \((\w+)\)')
+
+
+def reliability_settled(log: str) -> bool:
+    """Whether a best_available input subscription, as its node's log tells, is final.
+
+    Subscribed reliable at once (the publisher was known), or best effort first and then
+    switched. Until then, and until both ends have discovered each other, a single message can
+    be lost: a sample reaches only the readers that already know its writer, and discovery
+    finishes on the two sides separately."""
+    started = _STARTED_RELIABILITY.search(log)
+    return 'publishers offer' in log or (started is not None and started.group(1) == 'reliable')
 
 
 @pytest.fixture

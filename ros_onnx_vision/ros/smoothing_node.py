@@ -66,7 +66,8 @@ class SmoothingNode(Node):
         self.in_topic = self.subscription.topic_name  # as resolved, for logs and diagnostics
         self.timer = self.create_timer(min(0.1, params['timeout'] / 4), self.on_timer)
         self.get_logger().info(
-            f'smoothing {self.subscription.topic_name} -> {self.publisher.topic_name}: '
+            f'smoothing {self.subscription.topic_name} ({self.qos_mismatch.reliability}) -> '
+            f'{self.publisher.topic_name}: '
             f'window {params["window"]} s '
             f'(N = FPS x window), release after {params["release_frames"] or "N"} frames, '
             f'timeout {params["timeout"]} s')

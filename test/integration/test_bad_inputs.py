@@ -33,7 +33,7 @@ import yaml
 
 from ros_onnx_vision.ros.environment import node_environment
 
-from conftest import REPO, RosProbe
+from conftest import reliability_settled, REPO, RosProbe
 from graph_runner import start_node
 
 MODELS = REPO / 'models'
@@ -264,23 +264,16 @@ class ImageRig:
             self.probe.node.count_publishers('classification') > 0 or
             self.process.poll() is not None, START_TIMEOUT)
         assert ready and self.process.poll() is None, self.log.read_text()
-        # Both ends must have matched before a frame is sent: a sample reaches only the readers
-        # that know its writer, and discovery finishes on the two sides separately. So the
-        # best_available choice must be final, and a good frame must have come back.
-        settled = self.probe.spin_until(self._reliability_settled, START_TIMEOUT)
+        # Bad frames are sent once each: the reliability must be final, and a good frame must
+        # have come back (both ends matched).
+        settled = self.probe.spin_until(lambda: reliability_settled(self.log_text()),
+                                        START_TIMEOUT)
         assert settled, self.log_text()
         assert any(self.good_image_processed(timeout=2.0) for _ in range(5)), self.log_text()
 
     def log_text(self) -> str:
         return self.log.read_text(errors='replace')
 
-    def _reliability_settled(self) -> bool:
-        # Subscribed reliable at once (the probe's publisher was known), or best effort first
-        # and then switched (it was not yet).
-        text = self.log_text()
-        started = re.search(r'newest frame of \S+ \((\w+)\)', text)
-        return 'publishers offer' in text or (started is not None and
-                                              started.group(1) == 'reliable')
 
     def send(self, msg) -> int:
         """Publish with a fresh stamp (seconds); return the stamp."""

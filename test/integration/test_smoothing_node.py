@@ -9,6 +9,7 @@ from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detecti
 
 from ros_onnx_vision.ros.node_support import seconds_to_stamp
 
+from conftest import reliability_settled
 from graph_runner import start_node
 
 
@@ -43,7 +44,9 @@ def start_smoothing(probe, env, tmp_path, task):
     assert probe.spin_until(lambda: publisher.get_subscription_count() > 0, 20), \
         (tmp_path / 'smoothing.log').read_text()
     probe.spin_until(lambda: probe.node.count_publishers(f'{in_topic}_smoothed') > 0, 10)
-    probe.spin_for(0.5)
+    log = tmp_path / 'smoothing.log'
+    assert probe.spin_until(lambda: reliability_settled(log.read_text()), 10), log.read_text()
+    probe.spin_for(0.2)
     return publisher, out, process
 
 
