@@ -24,6 +24,7 @@ NON_RUN_LIMIT = 0.30
 BASELINE_MARGIN_MS = 5.0
 QUEUE_RATIO_LIMIT = 2.0
 RATE_FRACTION_LIMIT = 0.90
+FAST_CAMERA_HZ = 30.0  # the default detector's rate targets hold from this camera rate up
 TARGET_CARD = 'centernet_mobilenetv3_512.yaml'  # the default person detector
 INT8_CARD = 'centernet_mobilenetv3_512_int8.yaml'
 INT8_SPEEDUP_LIMIT = 1.5
@@ -98,19 +99,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
                     f'p50 {p50:.1f} ms; baseline {ref["baseline_ms"]:.1f} ms/frame',
                     round(p50 / limit_ms, 2), f'<= baseline + {BASELINE_MARGIN_MS:g} ms '
                     f'= {limit_ms:.1f} ms', p50 <= limit_ms))
-                continue
-            queue = p99 / p50
-            targets.append(Target(
-                'no queueing: p99 / p50', where, f'p99 {p99:.1f} / p50 {p50:.1f} ms',
-                round(queue / QUEUE_RATIO_LIMIT, 2), f'<= {QUEUE_RATIO_LIMIT:g}',
-                queue <= QUEUE_RATIO_LIMIT))
-            fraction = row['processed_rate_hz'] / ref['run_rate_hz']
-            targets.append(Target(
-                'processed rate vs model alone', where,
-                f'{row["processed_rate_hz"]:.1f} Hz of {ref["run_rate_hz"]:.1f} Hz '
-                f'({fraction:.0%})', round(RATE_FRACTION_LIMIT / fraction, 2) if fraction else None,
-                f'>= {RATE_FRACTION_LIMIT:.0%} of the session-run rate',
-                fraction >= RATE_FRACTION_LIMIT))
+            # The default detector keeps up with a 30 Hz camera and one faster than the model
+            # alike; a camera slower than the model caps the rate it can reach.
+            if camera_faster(row, ref) or (data['card'] == TARGET_CARD and
+                                           row['camera_hz'] >= FAST_CAMERA_HZ):
+                targets.extend(_rate_targets(row, ref, where, p50, p99))
     if (int8 := quantisation_comparison(results)) is not None:
         speedup, drop = int8['speedup'], int8['recall_drop_points']
         targets.append(Target(
@@ -120,6 +113,25 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
             f'>= {INT8_SPEEDUP_LIMIT:g}x and recall within {RECALL_DROP_LIMIT:g} points',
             speedup >= INT8_SPEEDUP_LIMIT and drop <= RECALL_DROP_LIMIT))
     return targets
+
+
+def _rate_targets(row: dict[str, Any], ref: dict[str, float], where: str, p50: float,
+                  p99: float) -> list[Target]:
+    """No queueing, and the processed rate against what the model (or the camera) allows."""
+    queue = p99 / p50
+    camera_hz = row.get('camera_rate_hz') or row['camera_hz']
+    possible = min(ref['run_rate_hz'], camera_hz)
+    fraction = row['processed_rate_hz'] / possible
+    which = 'the session-run rate' if possible == ref['run_rate_hz'] else 'the camera rate'
+    return [
+        Target('no queueing: p99 / p50', where, f'p99 {p99:.1f} / p50 {p50:.1f} ms',
+               round(queue / QUEUE_RATIO_LIMIT, 2), f'<= {QUEUE_RATIO_LIMIT:g}',
+               queue <= QUEUE_RATIO_LIMIT),
+        Target('processed rate vs model alone', where,
+               f'{row["processed_rate_hz"]:.1f} Hz of {possible:.1f} Hz ({fraction:.0%})',
+               round(RATE_FRACTION_LIMIT / fraction, 2) if fraction else None,
+               f'>= {RATE_FRACTION_LIMIT:.0%} of {which} (the lower of the two)',
+               fraction >= RATE_FRACTION_LIMIT)]
 
 
 def quantisation_comparison(results: dict[str, Any]) -> dict[str, float] | None:
