@@ -143,7 +143,7 @@ def test_report_holds_every_figure_and_plot(tmp_path):
     assert text.count('| met |') == sum(t.met is True for t in targets)
     assert '| 60 Hz | 20.0 | 1200 | 1200 | 620 | 580 | 0 | 620 | yes |' in text  # accounting
     assert STALL in text  # a stall, attributed
-    assert '| one thread | 60 Hz | 30.5 Hz | 92% of 33.3 Hz | 45.0 | 60.0 | 1.33 |' in text
+    assert '| one thread | 60 Hz | 30.5 Hz | 92% of 33.3 Hz (model alone) | 45.0 | 60.0 | 1.33 |' in text
     assert '**missed**' in text
     for name in ('transport.png', 'inference_stages.png', 'end_to_end.png', 'cpu.png'):
         assert f'({name})' in text
