@@ -1,8 +1,8 @@
 """The inference engine: one model card, one ONNX Runtime session, one frame at a time.
 
 :class:`InferenceEngine` runs pre-processing, ``session.run`` and decoding for one frame and
-times each stage. The ROS node (and the offline command) call :meth:`InferenceEngine.infer`
-per frame.
+times each stage. The offline command calls :meth:`InferenceEngine.infer` per frame; the ROS
+node calls its three stages (prepare, run, decode) from three threads, to overlap them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ros_onnx_vision.inference import decoders
-from ros_onnx_vision.inference.digit_finder import extract_digit
+from ros_onnx_vision.inference.digit_finder import DigitExtraction, extract_digit
 from ros_onnx_vision.inference.model_card import (apply_overrides, check_model_against_card,
                                                   load_model_card, ModelCard)
 from ros_onnx_vision.inference.postprocessing import postprocess
@@ -24,7 +24,29 @@ from ros_onnx_vision.inference.session import (create_session, ModelLoadError, P
                                                ProviderReport)
 from ros_onnx_vision.results import Detection, Hypothesis, InferenceResult, StageTimings, Task
 
-__all__ = ['InferenceEngine', 'ModelLoadError', 'ProviderError', 'ProviderReport', 'TimingStats']
+__all__ = ['InferenceEngine', 'ModelLoadError', 'PreparedFrame', 'ProviderError', 'ProviderReport',
+           'SessionOutputs', 'TimingStats']
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedFrame:
+    """A frame made ready for the session: the card it was made for, and its tensor."""
+
+    card: ModelCard  # as it was when the frame was prepared (overrides may change it later)
+    size: tuple[int, int]  # source width, height
+    tensor: np.ndarray | None  # None: the digit card found no digit to classify
+    scale: ScaleInfo | None
+    extraction: DigitExtraction | None  # the digit card's search, else None
+    pre_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionOutputs:
+    """The session's outputs by name, and how long the run took."""
+
+    outputs: dict[str, np.ndarray]
+    run_ms: float
+
 
 class TimingStats:
     """Latest per-stage timings and running means over the frames seen since reset."""
@@ -98,7 +120,18 @@ class InferenceEngine:
         """Run one frame: ``image`` is uint8 HxW or HxWxC in ``color_order`` (BGR, RGB, ...).
 
         Returns an :class:`InferenceResult` with boxes in ``image`` pixels and the timings of
-        this frame, also added to :attr:`timings`.
+        this frame, also added to :attr:`timings`. The same as :meth:`prepare`, :meth:`run`
+        and :meth:`decode` in a row.
+        """
+        frame = self.prepare(image, color_order)
+        return self.decode(frame, self.run(frame))
+
+    def prepare(self, image: np.ndarray, color_order: str = 'BGR') -> PreparedFrame:
+        """Pre-processing alone (for the digit card: finding the digit first).
+
+        The three stages may run in three threads, one frame in each: each reads only its
+        frame and the session (whose run() is thread-safe), and only :meth:`decode` records
+        timings.
         """
         card = self.card  # read once: overrides may replace it meanwhile
         size = (int(image.shape[1]), int(image.shape[0]))
@@ -107,32 +140,49 @@ class InferenceEngine:
         if card.digit is not None:
             extraction = extract_digit(image, card.digit, color_order)
             if extraction.image is None:
-                timings = StageTimings(pre_ms=(time.perf_counter() - t0) * 1e3)
-                self.timings.add(timings)
-                return InferenceResult(card.task, size, timings, no_digit=extraction.reason,
-                                       roi_box=extraction.roi_box)
+                return PreparedFrame(card, size, None, None, extraction,
+                                     (time.perf_counter() - t0) * 1e3)
             tensor, scale = preprocess(extraction.image, card.input, 'GRAY')
         else:
             tensor, scale = preprocess(image, card.input, color_order)
-        t1 = time.perf_counter()
-        outputs = dict(zip(self.output_names,
-                           self.session.run(self.output_names, {card.input.name: tensor})))
-        t2 = time.perf_counter()
-        if card.task is Task.DETECTION:
-            result = InferenceResult(card.task, size, StageTimings(),
-                                     detections=self._detect(card, outputs, scale), scale=scale)
+        return PreparedFrame(card, size, tensor, scale, extraction,
+                             (time.perf_counter() - t0) * 1e3)
+
+    def run(self, frame: PreparedFrame) -> SessionOutputs:
+        """The session run on a prepared frame (none when no digit was found)."""
+        if frame.tensor is None:
+            return SessionOutputs({}, 0.0)
+        t0 = time.perf_counter()
+        outputs = self.session.run(self.output_names, {frame.card.input.name: frame.tensor})
+        return SessionOutputs(dict(zip(self.output_names, outputs)),
+                              (time.perf_counter() - t0) * 1e3)
+
+    def decode(self, frame: PreparedFrame, outputs: SessionOutputs) -> InferenceResult:
+        """The result of a run, in source-image pixels; its timings go to :attr:`timings`."""
+        card, extraction = frame.card, frame.extraction
+        t0 = time.perf_counter()
+        if frame.tensor is None:
+            assert extraction is not None
+            result = InferenceResult(card.task, frame.size, StageTimings(),
+                                     no_digit=extraction.reason, roi_box=extraction.roi_box)
+        elif card.task is Task.DETECTION:
+            assert frame.scale is not None
+            result = InferenceResult(
+                card.task, frame.size, StageTimings(),
+                detections=self._detect(card, outputs.outputs, frame.scale), scale=frame.scale)
         elif extraction is None:
-            result = InferenceResult(card.task, size, StageTimings(),
-                                     classifications=self._classify(card, outputs))
+            result = InferenceResult(card.task, frame.size, StageTimings(),
+                                     classifications=self._classify(card, outputs.outputs))
         else:
-            classes = self._classify(card, outputs)
+            classes = self._classify(card, outputs.outputs)
             unsure = None if classes else (
                 f'not sure: the best guess scores below the threshold {card.score_threshold}')
-            result = InferenceResult(card.task, size, StageTimings(), classifications=classes,
-                                     no_digit=unsure, roi_box=extraction.roi_box,
+            result = InferenceResult(card.task, frame.size, StageTimings(),
+                                     classifications=classes, no_digit=unsure,
+                                     roi_box=extraction.roi_box,
                                      digit_box=None if unsure else extraction.box)
-        timings = StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3,
-                               (time.perf_counter() - t2) * 1e3)
+        post_ms = (time.perf_counter() - t0) * 1e3 if frame.tensor is not None else 0.0
+        timings = StageTimings(frame.pre_ms, outputs.run_ms, post_ms)
         self.timings.add(timings)
         return dataclasses.replace(result, timings=timings)
 

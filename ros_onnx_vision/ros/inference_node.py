@@ -10,8 +10,10 @@ sensor_msgs/CompressedImage, decoded once); publishes `detections`
 (vision_msgs/Detection2DArray) or `classification` (vision_msgs/Classification) with the source
 image header, `label_info` (vision_msgs/LabelInfo, transient local, once) and `image_annotated`
 and `image_annotated/compressed` (each drawn or encoded only while subscribed).
-Frames are taken newest-first by a worker thread: a frame that arrives while the model is busy
-replaces the waiting one (counted as skipped), so latency never grows. Rates, stage times,
+Frames are taken newest-first, in three threads (conversion and pre-processing, the session run,
+decoding and publishing: `inference.frame_pipeline`), so the model never waits for the rest: a
+frame that arrives while the model is busy replaces the waiting one (counted as skipped), so
+latency never grows. Rates, stage times,
 provider and latency go to /diagnostics. The engine lives in `ros_onnx_vision.inference` (no
 ROS), the diagnostics rules in `ros.diagnostics`.
 """
@@ -22,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
-import threading
 import time
 from typing import Any
 
@@ -37,7 +38,9 @@ from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionC
 
 from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
 from ros_onnx_vision.inference.annotation import draw_confirmed, draw_result
-from ros_onnx_vision.inference.engine import InferenceEngine, TimingStats
+from ros_onnx_vision.inference.engine import (InferenceEngine, PreparedFrame, SessionOutputs,
+                                               TimingStats)
+from ros_onnx_vision.inference.frame_pipeline import FrameCounts, NewestFramePipeline
 from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, ModelCardError
 from ros_onnx_vision.inference.session import threads_beside_other_work
 from ros_onnx_vision.resources import model_file
@@ -77,20 +80,19 @@ def resolve_model_card(name: str) -> Path:
 class FrameStats:
     """Counters and mean per-stage times (ms) since start, for logs and benchmarks."""
 
-    received: int = 0
-    processed: int = 0
-    skipped: int = 0  # replaced by a newer frame before the worker took them
-    errors: int = 0
+    # received / processed / skipped / errors, kept by the frame pipeline
+    counts: FrameCounts = field(default_factory=FrameCounts)
     convert_ms: float = 0.0
     message_ms: float = 0.0
     publish_ms: float = 0.0
     latency_ms: float = 0.0  # image header stamp to result published, on the node clock
     # Pre-processing, session run and decoding: timed by the engine itself.
     engine: TimingStats = field(default_factory=TimingStats)
+    _frames: int = 0  # in the means
 
     def add(self, **stages_ms: float) -> None:
-        self.processed += 1
-        weight = 1.0 / self.processed
+        self._frames += 1
+        weight = 1.0 / self._frames
         for name, value in stages_ms.items():
             mean = getattr(self, name)
             setattr(self, name, mean + (value - mean) * weight)
@@ -103,11 +105,22 @@ class FrameStats:
                 'message': self.message_ms, 'publish': self.publish_ms}
 
     def summary(self) -> str:
-        engine = self.engine.mean
-        return (f'{self.processed} processed, {self.skipped} skipped (newest-frame policy), '
-                f'{self.errors} errors; mean ms: convert {self.convert_ms:.2f}, pre '
+        engine, counts = self.engine.mean, self.counts
+        return (f'{counts.processed} processed, {counts.skipped} skipped (newest-frame policy), '
+                f'{counts.errors} errors; mean ms: convert {self.convert_ms:.2f}, pre '
                 f'{engine.pre_ms:.2f}, run {engine.run_ms:.2f}, decode {engine.post_ms:.2f}, '
                 f'message {self.message_ms:.2f}, publish {self.publish_ms:.2f}')
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A frame between the stages: the engine it started with, and its source image."""
+
+    engine: InferenceEngine
+    image: np.ndarray  # for the annotated image
+    order: str
+    frame: PreparedFrame
+    convert_ms: float
 
 
 def to_engine_image(msg: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarray, str]:
@@ -145,11 +158,7 @@ class InferenceNode(LifecycleNode):
         self.stats = FrameStats()
         self.finished = False
         self.exit_code = 0
-        self._lock = threading.Condition()
-        self._pending: Image | CompressedImage | None = None
-        self._active = False
-        self._stop = False
-        self._worker: threading.Thread | None = None
+        self._frames: NewestFramePipeline[Image | CompressedImage] | None = None
         self._subscription = None
         # Logs and diagnostics name the input as resolved: namespace and remapping applied.
         # The compressed transport's topic hangs off the resolved (remapped) image topic.
@@ -255,11 +264,10 @@ class InferenceNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         assert self.engine is not None
         self.engine.timings.reset()
-        self.stats = FrameStats(engine=self.engine.timings)
-        self._stop, self._active = False, True
         self._last_input, self._latency_ms = self._clock_s(), None
-        self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
-        self._worker.start()
+        self._frames = NewestFramePipeline(self._prepare, self._run, self._deliver,
+                                           self._log_dropped, name='inference')
+        self.stats = FrameStats(counts=self._frames.counts, engine=self.engine.timings)
         compressed = self.params['image_transport'] == 'compressed'
         self._subscription = MatchedSubscription(
             self, CompressedImage if compressed else Image, self._input_topic, self.on_image,
@@ -307,41 +315,19 @@ class InferenceNode(LifecycleNode):
         if self._stats_timer is not None:
             self.destroy_timer(self._stats_timer)
             self._stats_timer = None
-        with self._lock:
-            self._active, self._stop, self._pending = False, True, None
-            self._lock.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=10)
-            self._worker = None
+        if self._frames is not None:
+            self._frames.stop(timeout=10)
+            self._frames = None
 
     # --- frames ----------------------------------------------------------------------------
     def on_image(self, msg: Image | CompressedImage) -> None:
         self._last_input = self._clock_s()
-        with self._lock:
-            self.stats.received += 1
-            if self._pending is not None:
-                self.stats.skipped += 1  # the model was busy: only the newest frame waits
-            self._pending = msg
-            self._lock.notify()
+        frames = self._frames
+        if frames is not None:
+            frames.submit(msg)
 
     def on_confirmed(self, msg: Detection2DArray | Classification) -> None:
         self._confirmed = results_from_msg(msg)
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while self._pending is None and not self._stop:
-                    self._lock.wait()
-                if self._stop:
-                    return
-                msg, self._pending = self._pending, None
-            try:
-                self._process(msg)
-            except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
-                if self._stop:
-                    return  # stopping: a publish cut short by the shutdown is not a bad frame
-                self.stats.errors += 1
-                self._log_dropped(msg, error)
 
     def _log_dropped(self, msg: Image | CompressedImage, error: Exception) -> None:
         """Log a dropped frame, at most every 2 s per kind of error (every drop is counted)."""
@@ -352,30 +338,39 @@ class InferenceNode(LifecycleNode):
             return
         self._error_logged[kind] = now
         self.get_logger().error(
-            f'{describe(msg)} dropped: {error} ({self.stats.errors} dropped so far)')
+            f'{describe(msg)} dropped: {error} ({self.stats.counts.errors} dropped so far)')
 
-    def _process(self, msg: Image | CompressedImage) -> None:
+    # The three stages of a frame, each in its own thread (NewestFramePipeline).
+    def _prepare(self, msg: Image | CompressedImage) -> _Staged:
         engine = self.engine
-        if engine is None:
-            return
+        assert engine is not None  # the pipeline stops before cleanup releases it
         t0 = time.perf_counter()
         image, order = to_engine_image(msg, self.params['max_image_pixels'])
-        t1 = time.perf_counter()
-        result = engine.infer(image, order)
-        t2 = time.perf_counter()
+        convert_ms = (time.perf_counter() - t0) * 1e3
+        return _Staged(engine, image, order, engine.prepare(image, order), convert_ms)
+
+    @staticmethod
+    def _run(staged: _Staged) -> tuple[_Staged, SessionOutputs]:
+        return staged, staged.engine.run(staged.frame)
+
+    def _deliver(self, msg: Image | CompressedImage,
+                 ran: tuple[_Staged, SessionOutputs]) -> None:
+        staged, outputs = ran
+        result = staged.engine.decode(staged.frame, outputs)
+        t0 = time.perf_counter()
         out = result_to_msg(msg.header, result)
-        t3 = time.perf_counter()
+        t1 = time.perf_counter()
         self._result_pub.publish(out)
         raw_wanted = self._annotated_pub.get_subscription_count() > 0
         if raw_wanted or self._annotated_compressed.wanted():
-            drawn = self._annotate(image, order, result)
+            drawn = self._annotate(staged.image, staged.order, result)
             if raw_wanted:
                 self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
             self._annotated_compressed.publish(drawn, 'bgr8', msg.header)
-        t4 = time.perf_counter()
+        t2 = time.perf_counter()
         self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
-        self.stats.add(convert_ms=(t1 - t0) * 1e3, message_ms=(t3 - t2) * 1e3,
-                       publish_ms=(t4 - t3) * 1e3, latency_ms=self._latency_ms)
+        self.stats.add(convert_ms=staged.convert_ms, message_ms=(t1 - t0) * 1e3,
+                       publish_ms=(t2 - t1) * 1e3, latency_ms=self._latency_ms)
 
     def _annotate(self, image: np.ndarray, order: str, result: InferenceResult) -> np.ndarray:
         """The annotated BGR frame: confirmed results over raw ones, or raw ones only."""
@@ -406,14 +401,15 @@ class InferenceNode(LifecycleNode):
         return [self._monitor.report(time.monotonic(), InferenceSnapshot(
             state=self.lifecycle_state,
             model=engine.card.name if engine else self.params['model'],
-            input_topic=self._input_topic, received=stats.received, processed=stats.processed,
-            skipped=stats.skipped, errors=stats.errors,
+            input_topic=self._input_topic, received=stats.counts.received,
+            processed=stats.counts.processed, skipped=stats.counts.skipped,
+            errors=stats.counts.errors,
             stages_ms=stats.stages_ms(),
             provider=report.active[0] if report and report.active else '',
             fallback='; '.join(f'{name} not used: {reason}' for name, reason in
                                report.failures.items()) if report else '',
             idle_s=idle, latency_ms=self._latency_ms,
-            mean_latency_ms=stats.latency_ms if stats.processed else None,
+            mean_latency_ms=stats.latency_ms if stats.counts.processed else None,
             qos=self._qos_mismatch))]
 
     def _log_stats(self) -> None:
