@@ -198,6 +198,7 @@ class InferenceNode(LifecycleNode):
                 graph_optimization=p['graph_optimization'],
                 optimized_model_cache=p['optimized_model_cache'])
             engine.apply_overrides(**self._card_overrides(engine.base_card))
+            warm_up_ms = engine.warm_up()
         except Exception as error:  # noqa: BLE001 - every failure must fail the transition
             self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
             return TransitionCallbackReturn.FAILURE
@@ -226,7 +227,8 @@ class InferenceNode(LifecycleNode):
             f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
             f'{card.input.layout}, decoder {card.decoder.type}), score >= '
             f'{card.score_threshold}, classes {list(card.class_filter) or "all"}, '
-            f'{engine.session.get_session_options().intra_op_num_threads} intra-op thread(s)')
+            f'{engine.session.get_session_options().intra_op_num_threads} intra-op thread(s); '
+            f'warmed up in {warm_up_ms:.0f} ms')
         return TransitionCallbackReturn.SUCCESS
 
     def _card_overrides(self, card: ModelCard,

@@ -178,3 +178,20 @@ def test_automatic_threads_leave_a_cpu_to_the_other_nodes() -> None:
     from ros_onnx_vision.inference.session import threads_beside_other_work
     assert [threads_beside_other_work(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
     assert threads_beside_other_work() >= 1
+
+
+def test_warm_up_runs_the_session_without_recording_a_frame() -> None:
+    engine = InferenceEngine(load_model_card(NANODET_CARD), providers=['cpu'],
+                             intra_op_threads=1)
+    assert engine.warm_up() > 0 and engine.timings.count == 0
+    digits = InferenceEngine(load_model_card(ROOT / 'models' / 'mnist_digits_cnn.yaml'))
+    assert digits.warm_up(runs=1) > 0  # NCHW, one channel
+
+
+def test_the_three_stages_give_the_result_of_infer(engine: InferenceEngine) -> None:
+    image = cv2.imread(str(ROOT / 'test' / 'data' / 'vtest_400.jpg'))
+    whole = engine.infer(image)
+    frame = engine.prepare(image)
+    staged = engine.decode(frame, engine.run(frame))
+    assert [d.box for d in staged.detections] == [d.box for d in whole.detections]
+    assert staged.timings.pre_ms == frame.pre_ms and staged.timings.run_ms > 0
