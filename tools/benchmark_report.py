@@ -115,14 +115,22 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
     return targets
 
 
+def possible_rate(row: dict[str, Any], ref: dict[str, float]) -> tuple[float, str]:
+    """The rate a row could process at most: the model alone's or, when slower, the camera's
+    (measured); and which of the two it is."""
+    camera_hz = row.get('camera_rate_hz') or row['camera_hz']
+    if ref['run_rate_hz'] <= camera_hz:
+        return ref['run_rate_hz'], 'model alone'
+    return camera_hz, 'camera'
+
+
 def _rate_targets(row: dict[str, Any], ref: dict[str, float], where: str, p50: float,
                   p99: float) -> list[Target]:
     """No queueing, and the processed rate against what the model (or the camera) allows."""
     queue = p99 / p50
-    camera_hz = row.get('camera_rate_hz') or row['camera_hz']
-    possible = min(ref['run_rate_hz'], camera_hz)
+    possible, limited_by = possible_rate(row, ref)
     fraction = row['processed_rate_hz'] / possible
-    which = 'the session-run rate' if possible == ref['run_rate_hz'] else 'the camera rate'
+    which = 'the session-run rate' if limited_by == 'model alone' else 'the camera rate'
     return [
         Target('no queueing: p99 / p50', where, f'p99 {p99:.1f} / p50 {p50:.1f} ms',
                round(queue / QUEUE_RATIO_LIMIT, 2), f'<= {QUEUE_RATIO_LIMIT:g}',
@@ -467,9 +475,7 @@ def options_lines(options: list[dict[str, Any]]) -> list[str]:
     for option in options:
         for r in option['pipeline']:
             ref, lat, cpu = reference_of(r, option), r['latency_ms'], r['cpu_pct']
-            camera_hz = r.get('camera_rate_hz') or r['camera_hz']
-            possible = min(ref['run_rate_hz'], camera_hz)
-            which = 'model alone' if possible == ref['run_rate_hz'] else 'camera'
+            possible, which = possible_rate(r, ref)
             share = r['processed_rate_hz'] / possible if possible else 0
             queue = lat['p99'] / lat['p50'] if lat['p50'] else float('nan')
             lines.append(f'| {option["name"]} | {r["camera_hz"]:g} Hz | '

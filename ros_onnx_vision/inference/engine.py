@@ -120,8 +120,9 @@ class InferenceEngine:
         """Run the session on blank input `runs` times; returns the milliseconds it took.
 
         ONNX Runtime's first runs are slower (buffers, kernels: CenterNet's first two ~45 ms
-        against ~29 ms on the 2-core machine), so a pipeline warmed up at start skips no early
-        frames. Nothing is recorded in :attr:`timings`. A dynamic input size is not warmed up.
+        against ~29 ms on the 2-core machine; TensorRT builds its engines then), so the first
+        frames of a warmed-up pipeline are no slower than the rest. Nothing is recorded in
+        :attr:`timings`. A dynamic input size is not warmed up.
         """
         spec = self.card.input
         if spec.width is None or spec.height is None:

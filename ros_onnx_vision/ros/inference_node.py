@@ -13,9 +13,8 @@ and `image_annotated/compressed` (each drawn or encoded only while subscribed).
 Frames are taken newest-first, in three threads (conversion and pre-processing, the session run,
 decoding and publishing: `inference.frame_pipeline`), so the model never waits for the rest: a
 frame that arrives while the model is busy replaces the waiting one (counted as skipped), so
-latency never grows. Rates, stage times,
-provider and latency go to /diagnostics. The engine lives in `ros_onnx_vision.inference` (no
-ROS), the diagnostics rules in `ros.diagnostics`.
+latency never grows. Rates, stage times, provider and latency go to /diagnostics. The engine
+lives in `ros_onnx_vision.inference` (no ROS), the diagnostics rules in `ros.diagnostics`.
 """
 
 from __future__ import annotations
