@@ -30,9 +30,7 @@ import math
 import os
 from pathlib import Path
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +59,7 @@ from ros_onnx_vision.ros.camera_node import camera_info_msg  # noqa: E402
 from ros_onnx_vision.camera.frame_sources import convert_frame  # noqa: E402
 from ros_onnx_vision.camera.sources.synthetic import (decode_synthetic_counter,  # noqa: E402
                                                       SyntheticSource)
-from graph_runner import start_node  # noqa: E402
+from graph_runner import start_node, stop_processes  # noqa: E402
 from ros_onnx_vision.ros.image_conversion import (cv_bridge_in_use, image_to_numpy,  # noqa: E402
                                                   numpy_to_image)
 from ros_onnx_vision.ros.node_support import qos, stamp_to_seconds  # noqa: E402
@@ -157,13 +155,7 @@ def measure_rate(probe: RosProbe, env: dict[str, str], label: str, parameters: d
         probe.spin_for(end - time.monotonic())
         exit_code = process.poll()
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_processes([process])
         for subscription in subscriptions:
             node.destroy_subscription(subscription)
     if exit_code is not None:

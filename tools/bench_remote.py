@@ -31,6 +31,7 @@ import json
 import os
 from pathlib import Path
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,7 +105,7 @@ def window(probe, env: dict[str, str], logs: Path, *, mbit: float, size: str, fp
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile
     from vision_msgs.msg import Classification
-    from graph_runner import start_node
+    from graph_runner import start_node, stop_processes
 
     shape(mbit)
     width, height = (int(v) for v in size.split('x'))
@@ -141,16 +142,9 @@ def window(probe, env: dict[str, str], logs: Path, *, mbit: float, size: str, fp
         tx1, drop1 = link_counters()
         last = {k: dict(v) for k, v in values.items()}
     finally:
-        for process in (camera, inference):
-            # SIGTERM: a run started in the background of a script ignores SIGINT, and so
-            # would every node it starts
-            process.terminate()
-        for process in (camera, inference):
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # SIGTERM: a run started in the background of a script ignores SIGINT, and so would
+        # every node it starts
+        stop_processes([camera, inference], signal.SIGTERM)
         for sub in subs:
             probe.node.destroy_subscription(sub)
 

@@ -106,23 +106,10 @@ class GraphProcesses:
 
     def stop(self, timeout: float = 10.0) -> dict[str, int]:
         """SIGINT every node, wait, kill stragglers; return the exit codes."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        codes = {}
-        for name, process in self.processes.items():
-            deadline = time.monotonic() + timeout
-            while name not in codes:
-                try:
-                    codes[name] = process.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    codes[name] = process.wait()
-                except KeyboardInterrupt:
-                    pass  # Ctrl-C reached the nodes too (same process group): keep waiting
+        codes = stop_processes(list(self.processes.values()), timeout=timeout)
         for log in self._logs:
             log.close()
-        return codes
+        return dict(zip(self.processes, codes))
 
     def log_text(self, name: str) -> str:
         if self.log_dir is None:
@@ -135,6 +122,29 @@ class GraphProcesses:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_processes(processes: Sequence[subprocess.Popen], sig: int = signal.SIGINT,
+                   timeout: float = 10.0) -> list[int]:
+    """Send `sig` to every process still running, then wait up to `timeout` s for each and
+    kill the stragglers; their exit codes, in order."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(sig)
+    codes: list[int] = []
+    for process in processes:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                code = process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+            except KeyboardInterrupt:
+                continue  # Ctrl-C reached the nodes too (same process group): keep waiting
+            codes.append(code)
+            break
+    return codes
 
 
 def start_node(executable: str, env: Mapping[str, str], *, args: Sequence[str] = (),

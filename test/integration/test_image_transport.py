@@ -13,7 +13,6 @@ from collections import Counter
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from ros_onnx_vision.ros.graph import pipeline
 
 from conftest import DATA, REPO
 from demo_inputs import digit_on_paper
-from graph_runner import GraphProcesses, start_node
+from graph_runner import GraphProcesses, start_node, stop_processes
 
 PLAIN_CAMERA = REPO / 'tools' / 'plain_camera.py'
 RELIABLE = QoSProfile(depth=100)
@@ -61,13 +60,7 @@ def plain_camera(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
 
 def stop(process: subprocess.Popen) -> int:
     """Ctrl-C a node process; kill it if it is still there after 10 s. Its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        return process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
+    return stop_processes([process])[0]
 
 
 def sent_stamps(camera: subprocess.Popen[str], probe, timeout: float) -> list[tuple[int, int]]:

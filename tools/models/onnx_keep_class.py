@@ -30,6 +30,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
 
 def cut(model: onnx.ModelProto, keep: int, classes: int) -> list[str]:
     """Edit `model` in place; returns what was changed, for the log."""
@@ -69,15 +72,8 @@ def cut(model: onnx.ModelProto, keep: int, classes: int) -> list[str]:
     return changed
 
 
-def detections(session, image: np.ndarray) -> tuple[np.ndarray, float]:
-    import cv2
-    h, w = image.shape[:2]
-    ratio = min(512 / w, 512 / h)
-    nw, nh = round(w * ratio), round(h * ratio)
-    canvas = np.zeros((512, 512, 3), np.uint8)
-    y0, x0 = (512 - nh) // 2, (512 - nw) // 2
-    canvas[y0:y0 + nh, x0:x0 + nw] = cv2.cvtColor(cv2.resize(image, (nw, nh)), cv2.COLOR_BGR2RGB)
-    tensor = canvas.astype(np.float32)[None]
+def detections(session, tensor: np.ndarray) -> tuple[np.ndarray, float]:
+    """The model's [100, 6] detections, and the session run's milliseconds."""
     t0 = time.perf_counter()
     out = session.run(None, {session.get_inputs()[0].name: tensor})[0][0]
     return out, (time.perf_counter() - t0) * 1e3
@@ -86,6 +82,11 @@ def detections(session, image: np.ndarray) -> tuple[np.ndarray, float]:
 def check(full_path: Path, cut_path: Path, images: list[Path], keep: int) -> None:
     import cv2
     import onnxruntime as ort
+    from ros_onnx_vision.inference.model_card import load_model_card
+    from ros_onnx_vision.inference.preprocessing import preprocess
+    # The shipped card's input spec (its file may be the one being replaced: no SHA check).
+    spec = load_model_card(REPO / 'models' / 'centernet_mobilenetv3_512.yaml',
+                           verify_sha256=False).input
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     full, small = (ort.InferenceSession(str(p), options, providers=['CPUExecutionProvider'])
@@ -95,8 +96,9 @@ def check(full_path: Path, cut_path: Path, images: list[Path], keep: int) -> Non
         image = cv2.imread(str(path))
         if image is None:
             raise SystemExit(f'cannot read {path}')
-        a, ta = detections(full, image)
-        b, tb = detections(small, image)
+        tensor, _ = preprocess(image, spec, 'BGR')
+        a, ta = detections(full, tensor)
+        b, tb = detections(small, tensor)
         times['full'].append(ta)
         times['cut'].append(tb)
         wanted = a[(a[:, 5] == keep) & (a[:, 4] >= 0.3)]
