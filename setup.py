@@ -25,6 +25,7 @@ setup(
         share('config'),
         share('models'),
         share('models/LICENSES'),
+        share('models/reference'),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -98,6 +98,8 @@ class InferenceResult:
     Detection: ``detections`` (source pixels, best first). Classification: ``classifications``
     (top-k, best first). Digit cards: when no digit is found, ``classifications`` is empty and
     ``no_digit`` says why; ``digit_box`` / ``roi_box`` are x1, y1, x2, y2 in source pixels.
+    ``implausible``: why the decoder cannot have read this frame's outputs right (a card that
+    does not fit its model), else None.
     """
 
     task: Task
@@ -109,6 +111,7 @@ class InferenceResult:
     digit_box: tuple[int, int, int, int] | None = None
     roi_box: tuple[int, int, int, int] | None = None
     scale: ScaleInfo | None = None
+    implausible: str | None = None
 
     @property
     def results(self) -> list[Detection] | list[Hypothesis]:
@@ -118,7 +121,10 @@ class InferenceResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form printed by the offline command (without file and frame)."""
         if self.task is Task.DETECTION:
-            return {'detections': [d.to_dict() for d in self.detections]}
+            detections: dict[str, Any] = {'detections': [d.to_dict() for d in self.detections]}
+            if self.implausible is not None:
+                detections['implausible'] = self.implausible
+            return detections
         out: dict[str, Any] = {'classification': [c.to_dict() for c in self.classifications]}
         if self.no_digit is not None:
             out['no_digit'] = self.no_digit

@@ -12,21 +12,12 @@ from pathlib import Path
 import platform
 import subprocess
 
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from ros_onnx_vision.inference.self_check import cpu_summary as cpu_extensions
 
 
 def cpu_summary() -> str:
-    """One line: the CPU model and how many CPUs this process sees."""
-    return f'{cpu_model()}, {os.cpu_count()} CPUs'
+    """One line: the CPU model, the extensions onnxruntime's kernels depend on, the CPU count."""
+    return f'{cpu_extensions()}, {os.cpu_count()} CPUs'
 
 
 def machine_record(command: str, checkout: Path) -> dict:
@@ -52,7 +43,7 @@ def machine_record(command: str, checkout: Path) -> dict:
     except (OSError, StopIteration):
         pass
     return {'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-            'cpu': cpu_model(), 'cpus': os.cpu_count(),
+            'cpu': cpu_extensions(), 'cpus': os.cpu_count(),
             'memory_gib': round(memory_kib / 2**20, 1),
             'os': os_name, 'python': platform.python_version(),
             'ros_distro': os.environ.get('ROS_DISTRO', 'jazzy'),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 import json
+import os
 from pathlib import Path
 import shlex
 import sys
@@ -28,11 +29,15 @@ from optimize_evaluation import (benchmark, evaluate_accuracy, heldout_digits,
 from optimize_frames import (add_zoomed_crops, agreement_frames, calibration_frames,
                              card_tensors, DEFAULT_AGREEMENT_FRAMES, DEFAULT_FRAMES,
                              HeldOutFrames, OptimizationError)
-from optimize_quantization import (check_quantizable, DEFAULT_VARIANT, quantize_model,
+from optimize_quantization import (check_quantizable, DEFAULT_VARIANT, PAIR_LIMIT,
+                                   quantize_model, saturation_risks, SaturationRisk,
                                    save_offline_optimized, VARIANTS)
 from optimize_report import check_goal, OptimizationReport, update_measured, write_card
 from ros_onnx_vision.camera.frame_sources import VIDEO_EXTENSIONS
-from ros_onnx_vision.inference.model_card import file_sha256, load_model_card
+from ros_onnx_vision.inference.engine import InferenceEngine
+from ros_onnx_vision.inference.model_card import file_sha256, load_model_card, ModelCard
+from ros_onnx_vision.inference.self_check import reference_block, write_reference
+from ros_onnx_vision.resources import model_file
 from ros_onnx_vision.results import Task
 
 DEFAULT_OUTPUT_DIR = Path('output/optimized')
@@ -96,6 +101,7 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
         description = settings.short() + (f'; -inf Pad folded into MaxPool: {fixes}'
                                           if fixes else '')
         results.append(VariantResult(key if i else 'int8', path, description, settings))
+        log(saturation_report(saturation_risks(path), key))
 
     log(f'timing {len(results)} models, {runs} interleaved runs each, {threads} threads')
     benchmark(results, card.input.name, timing, runs, threads)
@@ -125,11 +131,50 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
                     'exclude_nodes': list(result.settings.exclude_nodes)},
                 calibration={'source': calib.source, 'frames': [
                     i if isinstance(i, int) else str(i) for i in calib.frame_ids]})
+        if result.settings is not None:
+            derivation['optimization']['saturation'] = saturation_summary(
+                saturation_risks(result.path))
         derivation['optimization']['measured'] = measured
         stem = result.path.stem
         result.card_path = out / f'{stem}.yaml'
         write_card(card, result.path, result.card_path, stem, derivation)
+        record_variant_reference(card, result.card_path, threads)
     return report
+
+
+def record_variant_reference(source: ModelCard, card_path: Path, threads: int) -> None:
+    """The derived card's own self-check reference, recorded here, where its accuracy was just
+    measured (the source card's image, or the package's for its task)."""
+    value = ('reference/people.jpg' if source.task is Task.DETECTION
+             else 'reference/digit.png')
+    image = model_file(value)
+    if source.reference is not None:
+        image = source.reference.image
+        value = os.path.relpath(image, card_path.parent)
+    engine = InferenceEngine(load_model_card(card_path), intra_op_threads=threads)
+    floor = (source.reference.score_floor if source.reference and source.reference.score_floor
+             else max(0.05, source.score_threshold - 0.15))
+    write_reference(card_path, reference_block(engine, image, value, floor))
+
+
+def saturation_summary(risks: Sequence[SaturationRisk]) -> dict[str, Any]:
+    """The int8 convolutions' int16 saturation risk in a card's provenance."""
+    return {'convolutions': len(risks), 'depthwise': sum(r.depthwise for r in risks),
+            'at_risk': sum(r.at_risk for r in risks),
+            'worst_pair': max((r.worst_pair for r in risks if not r.depthwise), default=0),
+            'limit': PAIR_LIMIT}
+
+
+def saturation_report(risks: Sequence[SaturationRisk], name: str) -> str:
+    """Per convolution: can it saturate on a CPU without VNNI (AVX2 VPMADDUBSW)?"""
+    at_risk = [r for r in risks if r.at_risk]
+    lines = [f'{name}: {len(risks)} int8 convolutions ({sum(r.depthwise for r in risks)} '
+             f'depthwise, not on the VPMADDUBSW path); {len(at_risk)} can saturate on CPUs '
+             f'without VNNI (two same-sign weights of a channel add up to more than '
+             f'{PAIR_LIMIT})']
+    lines += [f'  AT RISK {r.node}: {r.channels_at_risk}/{r.channels} channels, worst pair '
+              f'{r.worst_pair}' for r in at_risk]
+    return '\n'.join(lines)
 
 
 def evaluate_variant(card_path: str | Path, variant_card_path: str | Path, *,
@@ -252,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error('--update-card needs --evaluate-only (optimize writes its cards anyway)')
     try:
         if args.evaluate_only:
+            variant = load_model_card(args.evaluate_only)
+            print(saturation_report(saturation_risks(variant.model_path), variant.name))
             report = evaluate_variant(args.card, args.evaluate_only,
                                       calibration=args.calibration,
                                       agreement_count=args.agreement_frames,

@@ -32,6 +32,9 @@ class QuantSettings:
     float_tail: bool = False  # leave the post-processing after the last Conv/MatMul in float
     float_heads: bool = False  # ... and the last Conv/MatMul of each path (the output layers)
     op_types: tuple[str, ...] = ()  # quantise only these op types (default: all it can)
+    # Rescale int8 weights so that no convolution can saturate on CPUs without VNNI
+    # (limit_weight_pairs): results then agree on every CPU. Off only to measure the risk.
+    limit_pairs: bool = True
 
     def short(self) -> str:
         """A one-line description for tables."""
@@ -47,6 +50,8 @@ class QuantSettings:
             text += ' float heads and tail' if self.float_heads else ' float tail'
         if self.op_types:
             text += f' only {",".join(self.op_types)}'
+        if self.limit_pairs and self.weight_type == 'QInt8' and not self.reduce_range:
+            text += ' pair-limited'
         return text
 
 
@@ -67,6 +72,11 @@ VARIANTS: dict[str, QuantSettings] = {
     'qdq_pc_conv_tail': QuantSettings(per_channel=True, float_tail=True, op_types=('Conv',)),
     'qdq_pc_float_heads': QuantSettings(per_channel=True, float_tail=True, float_heads=True),
     'qdq_float_heads': QuantSettings(float_tail=True, float_heads=True),
+    # As made before the pair limit (saturates on CPUs without VNNI): to measure the risk.
+    'qdq_pc_float_heads_unlimited': QuantSettings(per_channel=True, float_tail=True,
+                                                  float_heads=True, limit_pairs=False),
+    'qdq_pc_rr_float_heads': QuantSettings(per_channel=True, reduce_range=True,
+                                           float_tail=True, float_heads=True),
 }
 DEFAULT_VARIANT = 'qdq'
 
@@ -189,6 +199,10 @@ def quantize_model(model_path: Path, output: Path, input_name: str,
             op_types_to_quantize=list(settings.op_types) or None,
             # Calibration runs on temporary files, not next to the output.
             calibration_providers=['CPUExecutionProvider'])
+    if settings.limit_pairs and settings.weight_type == 'QInt8':
+        quantized = onnx.load(str(output))
+        if limit_weight_pairs(quantized):
+            onnx.save(quantized, str(output))
     return fixes
 
 
@@ -237,3 +251,133 @@ def quantized_op_counts(model_path: Path) -> dict[str, int]:
                                     'ConvInteger', 'MatMulInteger')):
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
+
+
+# --- int16 saturation on CPUs without VNNI -----------------------------------------------------
+# On x86 without VNNI (AVX2, AVX-512F alone), MLAS's U8S8 GEMM multiplies uint8 activations by
+# int8 weights with VPMADDUBSW, which adds each adjacent pair of products into an int16 *with
+# saturation*: 255 * (w1 + w2) must stay within 32767, i.e. |w1 + w2| <= 128. Per-channel
+# weights reach 127 by construction, so two large same-sign neighbours saturate and the
+# convolution silently computes something else (CenterNet int8 found nobody on such a CPU).
+# VNNI (VPDPBUSD) sums into int32 and is exact; the depthwise kernel widens to int16 before
+# multiplying; U8U8 is widened too. Which weights end up adjacent depends on MLAS's packing, so
+# the bound takes the two largest same-sign weights of each output channel: a sufficient
+# condition, whatever the packing.
+PAIR_LIMIT = 32767 // 255  # 128: the largest |w1 + w2| that cannot saturate
+
+
+@dataclass(frozen=True)
+class SaturationRisk:
+    """One quantised convolution's worst int16 pair sum on the VPMADDUBSW path."""
+
+    node: str
+    depthwise: bool  # not on the VPMADDUBSW path (MLAS widens depthwise inputs)
+    channels: int
+    channels_at_risk: int  # output channels whose two largest same-sign weights exceed 128
+    worst_pair: int  # the largest same-sign pair |w1 + w2| in any output channel
+
+    @property
+    def at_risk(self) -> bool:
+        """Whether this convolution can saturate on a CPU without VNNI."""
+        return not self.depthwise and self.channels_at_risk > 0
+
+
+def _worst_pairs(weights: np.ndarray) -> np.ndarray:
+    """Per output channel (axis 0), the largest |w1 + w2| of two same-sign weights."""
+    flat = weights.reshape(weights.shape[0], -1).astype(np.int32)
+    if flat.shape[1] < 2:
+        return np.abs(flat[:, 0]) if flat.size else np.zeros(0, np.int32)
+    positive = -np.sort(-np.clip(flat, 0, None), axis=1)[:, :2].sum(axis=1)
+    negative = -np.sort(-np.clip(-flat, 0, None), axis=1)[:, :2].sum(axis=1)
+    return np.maximum(positive, negative)
+
+
+def _int8_conv_weights(model: Any) -> list[tuple[Any, Any, Any, Any]]:
+    """(conv node, weight initializer, its DequantizeLinear or None, group) for every Conv /
+    QLinearConv whose weights are an int8 initializer."""
+    initializers = {init.name: init for init in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    found = []
+    for node in model.graph.node:
+        group = next((a.i for a in node.attribute if a.name == 'group'), 1)
+        if node.op_type == 'QLinearConv':
+            weight = initializers.get(node.input[3])
+            dequantize = None
+        elif node.op_type == 'Conv':
+            dequantize = producers.get(node.input[1])
+            if dequantize is None or dequantize.op_type != 'DequantizeLinear':
+                continue
+            weight = initializers.get(dequantize.input[0])
+        else:
+            continue
+        if weight is not None and weight.data_type == 3:  # TensorProto.INT8
+            found.append((node, weight, dequantize, group))
+    return found
+
+
+def saturation_risks(model_path: Path) -> list[SaturationRisk]:
+    """Each int8-weight convolution's saturation risk on the VPMADDUBSW path (U8S8 without
+    VNNI). uint8 weights (U8U8) are widened before multiplying and are not listed."""
+    import onnx
+    from onnx import numpy_helper
+    risks = []
+    for node, weight, _, group in _int8_conv_weights(onnx.load(str(model_path))):
+        values = numpy_helper.to_array(weight)
+        pairs = _worst_pairs(values)
+        risks.append(SaturationRisk(
+            node.name, depthwise=group > 1 and values.shape[1] == 1, channels=len(pairs),
+            channels_at_risk=int(np.sum(pairs > PAIR_LIMIT)),
+            worst_pair=int(pairs.max()) if pairs.size else 0))
+    return risks
+
+
+def limit_weight_pairs(model: Any) -> list[str]:
+    """Rescale the int8 weights of every non-depthwise QDQ convolution so that no two
+    same-sign weights of an output channel add up to more than 128 (no saturation on any
+    CPU), in place; returns the names of the convolutions changed.
+
+    Only the channels at risk lose precision (their scale grows by just enough), unlike
+    ``reduce_range``, which halves every weight of every layer. The int32 bias, whose scale is
+    the input scale times the weight scale, is rescaled with them.
+    """
+    from onnx import numpy_helper
+    initializers = {init.name: init for init in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    changed = []
+    for node, weight, dequantize, group in _int8_conv_weights(model):
+        values = numpy_helper.to_array(weight).astype(np.int32)
+        if dequantize is None or (group > 1 and values.shape[1] == 1):
+            continue  # QOperator graphs are left alone; depthwise cannot saturate
+        factor = np.maximum(_worst_pairs(values) / PAIR_LIMIT, 1.0)
+        if not np.any(factor > 1.0):
+            continue
+        scale_init = initializers[dequantize.input[1]]
+        scale = numpy_helper.to_array(scale_init).astype(np.float64)
+        if scale.size == 1:  # per-tensor weights: one factor for the whole tensor
+            factor = np.full_like(factor, factor.max())
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        limited = np.clip(np.round(values / factor.reshape(shape)), -127, 127)
+        # Rounding may push a pair back over: shrink those channels by one step more.
+        while np.any(_worst_pairs(limited) > PAIR_LIMIT):
+            over = _worst_pairs(limited) > PAIR_LIMIT
+            factor[over] *= 1.02
+            limited = np.clip(np.round(values / factor.reshape(shape)), -127, 127)
+        new_scale = scale * (factor if scale.size > 1 else factor.max())
+        weight.CopyFrom(numpy_helper.from_array(limited.astype(np.int8), weight.name))
+        scale_init.CopyFrom(numpy_helper.from_array(
+            new_scale.astype(np.float32).reshape(scale.shape), scale_init.name))
+        if len(node.input) > 2 and node.input[2] in producers:
+            bias_dq = producers[node.input[2]]
+            if bias_dq.op_type == 'DequantizeLinear' and bias_dq.input[0] in initializers:
+                bias_init = initializers[bias_dq.input[0]]
+                bias_scale_init = initializers[bias_dq.input[1]]
+                bias_scale = numpy_helper.to_array(bias_scale_init).astype(np.float64)
+                bias = numpy_helper.to_array(bias_init).astype(np.float64) * bias_scale
+                new_bias_scale = bias_scale * (factor if bias_scale.size > 1 else factor.max())
+                bias_init.CopyFrom(numpy_helper.from_array(
+                    np.round(bias / new_bias_scale).astype(np.int32), bias_init.name))
+                bias_scale_init.CopyFrom(numpy_helper.from_array(
+                    new_bias_scale.astype(np.float32).reshape(bias_scale.shape),
+                    bias_scale_init.name))
+        changed.append(node.name)
+    return changed

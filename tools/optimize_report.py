@@ -141,6 +141,10 @@ def write_card(source: ModelCard, model_path: Path, card_path: Path, name: str,
     provenance = dict(source.provenance)
     provenance.update(derivation)
     data['provenance'] = provenance
+    # The derived model gets its own reference (the optimiser records it); when its
+    # self-check fails on a machine, the source card is used instead.
+    data.pop('reference', None)
+    data['fallback'] = os.path.relpath(source.path, card_path.parent)
     header = (f'# Model card for {name}: derived from {source.path.name} by '
               '"tools/optimize.py" (see provenance).\n')
     card_path.write_text(header + yaml.dump(data, Dumper=_CardDumper, sort_keys=False,

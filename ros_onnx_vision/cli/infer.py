@@ -7,7 +7,12 @@ One JSON object per frame on stdout: ``{"file", "frame", "detections": [{"class_
 "frame", "classification": [{"class_id", "label", "score"}]}`` for classification cards; digit
 cards add ``"no_digit": reason`` (with an empty list) when the frame holds no digit, and
 ``"digit_box"`` when it does. The provider report and mean timings go to stderr.
-Exit codes: 0 done, 2 bad arguments / missing or invalid model, card or file.
+Before the first frame, the card's self-check runs its reference image on this provider and CPU
+(``inference.self_check``); a model that gives the wrong result here stops the command.
+A frame whose outputs the card's decoder cannot have read right (implausible boxes or scores:
+the card does not fit the model) gets a warning on stderr and ``"implausible"`` in its JSON.
+Exit codes: 0 done, 1 the self-check failed (the model runs wrong here) or every frame was
+implausible, 2 bad arguments / missing or invalid model, card or file.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ import numpy as np
 from ros_onnx_vision.camera.frame_sources import (FrameSource, open_source, SourceError,
                                                   SourceKind, VIDEO_EXTENSIONS)
 from ros_onnx_vision.inference.annotation import draw_result
-from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import load_model_card, ModelCardError
+from ros_onnx_vision.inference.self_check import open_checked_engine, SelfCheckError
 from ros_onnx_vision.inference.session import ModelLoadError, ProviderError
+
+
+MAX_WARNINGS = 5  # implausible frames reported one by one; the rest are only counted
 
 
 class _UsageError(Exception):
@@ -113,8 +121,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise _UsageError(f'cannot read image {path} (not an image or video OpenCV can '
                               'decode)')
     card = load_model_card(card_path)
-    engine = InferenceEngine(card, providers=[p for p in args.providers.split(',') if p],
-                             strict=args.strict_providers, intra_op_threads=args.threads)
+    engine, check = open_checked_engine(
+        card, lambda text: print(f'warning: {text}', file=err),
+        providers=[p for p in args.providers.split(',') if p], strict=args.strict_providers,
+        intra_op_threads=args.threads)
     class_filter = None
     if args.class_filter is not None:
         class_filter = [c.strip() for c in args.class_filter.split(',') if c.strip()]
@@ -122,9 +132,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                            class_filter=class_filter, top_k=args.top_k,
                            digit_roi=args.digit_roi)
     print(engine.provider_report.summary(), file=err)
+    print(f'self-check passed in {check.elapsed_ms:.0f} ms: {check.message}', file=err)
     annotate_dir = Path(args.annotate_dir) if args.annotate_dir else None
     if annotate_dir is not None:
         annotate_dir.mkdir(parents=True, exist_ok=True)
+    frames = implausible = 0
     for path in files:
         source = _open(path)
         writer = (_AnnotationWriter(annotate_dir, path, source.nominal_fps or 0.0,
@@ -136,6 +148,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 image = frame.image
                 result = engine.infer(image, 'GRAY' if image.ndim == 2 else 'BGR')
                 record = {'file': str(path), 'frame': frame.index, **result.to_dict()}
+                frames += 1
+                if result.implausible is not None:
+                    implausible += 1
+                    if implausible <= MAX_WARNINGS:
+                        print(f'warning: {path} frame {frame.index}: the outputs do not fit '
+                              f'decoder {card.decoder.type!r} and its options: '
+                              f'{result.implausible}', file=err)
                 out.write(json.dumps(record) + '\n')
                 if writer is not None:
                     writer.write(frame.index, draw_result(image, result, in_place=True))
@@ -146,7 +165,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     mean = engine.timings.mean
     print(f'{engine.timings.count} frame(s); mean ms: pre-processing {mean.pre_ms:.2f}, '
           f'session run {mean.run_ms:.2f}, decoding {mean.post_ms:.2f}', file=err)
-    return 0
+    if implausible:
+        print(f'{"error" if implausible == frames else "warning"}: {implausible} of {frames} '
+              f'frame(s) gave outputs that decoder {card.decoder.type!r} cannot have read '
+              f'right: the card {card_path} does not fit the model '
+              '(see docs/bring_your_own_model.md)', file=err)
+    return 1 if frames and implausible == frames else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         return run(args, sys.stdout, sys.stderr)
+    except SelfCheckError as error:  # the model runs wrong here: nothing it says is trusted
+        print(f'error: {error}', file=sys.stderr)
+        return 1
     except (_UsageError, ModelCardError, ModelLoadError, ProviderError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2

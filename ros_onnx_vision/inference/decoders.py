@@ -11,6 +11,7 @@ Decoders are looked up by the card's ``decoder.type`` in :data:`DETECTION_DECODE
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 import math
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -54,7 +55,10 @@ class DetectionDecoder:
     num_classes: Callable[[Mapping[str, Shape], Mapping[str, Any], tuple[int, int] | None],
                           int | None]
     options: frozenset[str] = frozenset()  # option names the decoder understands
-    applies_nms: bool = False  # True when the model already ran NMS (TF OD API graphs)
+    # True when the model already ran NMS or needs none (TF OD API graphs, DETR, YOLOv10).
+    applies_nms: bool = False
+    # True when ``decode`` also takes the keyword ``source_size``: the source image (w, h).
+    takes_source_size: bool = False
 
 
 @dataclass(frozen=True)
@@ -369,16 +373,18 @@ def decode_yolov8(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int]
 def decode_boxes_xyxy(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
                       options: Mapping[str, Any], score_threshold: float,
                       class_ids: Sequence[int] = ()) -> RawDetections:
-    """Final detections ``[1, N, 6]``: x1, y1, x2, y2, score, class per row (CenterNet and
-    other end-to-end exports whose graph already picked the boxes).
+    """Final detections ``[1, N, 6]`` or ``[N, 6]``: x1, y1, x2, y2, score, class per row
+    (CenterNet, YOLOv10 and other NMS-free or end-to-end exports that picked their boxes).
 
     Options: ``normalized`` (false: coordinates in input pixels), ``output`` (name, default
     first), ``nms`` (run the shared NMS too; default off, the model chose its boxes).
     """
     rows = _squeeze_batch(_first_output(outputs, options), 2, 'boxes_xyxy output')
     if rows.shape[1] < 6:
+        hint = ("; boxes [N, 4] with separate labels and scores outputs are decoder 'detr'"
+                if rows.shape[1] == 4 and len(outputs) > 1 else '')
         raise DecoderError(f'boxes_xyxy: expected [1, N, 6] rows of x1, y1, x2, y2, score, '
-                           f'class, got {list(rows.shape)}')
+                           f'class, got {list(rows.shape)}{hint}')
     rows = rows[rows[:, 4] >= score_threshold]
     boxes = rows[:, :4].astype(np.float32)
     if options.get('normalized'):
@@ -421,6 +427,206 @@ def _yolov8_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
     shape = _first_shape(shapes, options)
     k = shape[-1] if _yolov8_transposed(shape, options) else shape[0]
     return None if k is None else k - 4
+
+
+# YOLOX ----------------------------------------------------------------------------------------
+
+def _yolox_strides(options: Mapping[str, Any]) -> tuple[int, ...]:
+    strides = tuple(int(s) for s in options.get('strides', (8, 16, 32)))
+    if not strides or min(strides) <= 0:
+        raise DecoderError(f'yolox option strides {list(strides)}: expected positive strides')
+    return strides
+
+
+@functools.lru_cache(maxsize=16)
+def _yolox_grid(input_size: tuple[int, int], strides: tuple[int, ...]) -> np.ndarray:
+    """Per head row: column, row and stride of its cell; levels in stride order, cells
+    row-major (read-only: it is shared between calls)."""
+    width, height = input_size
+    levels = []
+    for stride in strides:
+        grid_w, grid_h = math.ceil(width / stride), math.ceil(height / stride)
+        rows, cols = np.divmod(np.arange(grid_w * grid_h), grid_w)
+        levels.append(np.stack([cols, rows, np.full_like(cols, stride)], axis=1))
+    grid = np.concatenate(levels).astype(np.float32)
+    grid.setflags(write=False)
+    return grid
+
+
+def _yolox_cells_error(rows: int, input_size: tuple[int, int],
+                       strides: tuple[int, ...]) -> str | None:
+    """Why ``rows`` head rows cannot be the raw head on this input (None: they can)."""
+    expected = len(_yolox_grid(input_size, strides))
+    if rows == expected:
+        return None
+    width, height = input_size
+    grids = ' + '.join(f'{math.ceil(height / s)}x{math.ceil(width / s)}' for s in strides)
+    return (f'yolox: the raw head on a {width}x{height} input with strides {list(strides)} has '
+            f'{expected} rows ({grids} cells), the output has {rows}; set the strides the '
+            'model was exported with, or decoded: true for boxes already decoded in the graph')
+
+
+def decode_yolox(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
+                 options: Mapping[str, Any], score_threshold: float,
+                 class_ids: Sequence[int] = ()) -> RawDetections:
+    """YOLOX ``[1, N, 5 + C]``: box, objectness, class scores (both already sigmoid).
+
+    The raw head (default): N = sum of the grid cells over the strides (8, 16, 32), each level
+    row-major; cx = (o0 + col) * s, cy = (o1 + row) * s, w = exp(o2) * s, h = exp(o3) * s.
+    ``decoded: true``: the graph decoded the boxes, cx, cy, w, h in input pixels. Score =
+    objectness x class score. Options: ``strides``, ``decoded``, ``multi_label``, ``output``.
+    """
+    pred = _squeeze_batch(_first_output(outputs, options), 2, 'yolox output')
+    if pred.shape[1] < 6:
+        raise DecoderError(f'yolox: expected [1, N, 5 + classes], got {list(pred.shape)}')
+    decoded = bool(options.get('decoded'))
+    grid = None
+    if not decoded:
+        strides = _yolox_strides(options)
+        error = _yolox_cells_error(pred.shape[0], input_size, strides)
+        if error:
+            raise DecoderError(error)
+        grid = _yolox_grid(input_size, strides)
+    keep = pred[:, 4] >= score_threshold  # objectness bounds the score, as for yolov5
+    pred = pred[keep]
+    rows, cls, best = _best_class(pred[:, 5:] * pred[:, 4:5], score_threshold,
+                                  bool(options.get('multi_label')), class_ids)
+    xywh = pred[rows, :4].astype(np.float32)
+    if grid is not None:
+        cell = grid[keep][rows]
+        # A wrong pairing (a decoded export read as raw) overflows exp: inf, reported by
+        # implausible_output rather than as a numpy warning.
+        with np.errstate(over='ignore'):
+            xywh = np.concatenate([(xywh[:, :2] + cell[:, :2]) * cell[:, 2:],
+                                   np.exp(xywh[:, 2:]) * cell[:, 2:]], axis=1)
+    boxes = _cxcywh_to_xyxy(xywh, input_size, False)
+    return RawDetections(boxes, best.astype(np.float32), cls.astype(np.int64))
+
+
+def _yolox_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                       input_size: tuple[int, int] | None = None) -> int | None:
+    rows, k = _first_shape(shapes, options)
+    if k is not None and k < 6:
+        raise DecoderError(f'yolox: expected [1, N, 5 + classes], the output has {k} columns')
+    if not options.get('decoded') and rows is not None and input_size is not None:
+        error = _yolox_cells_error(rows, input_size, _yolox_strides(options))
+        if error:
+            raise DecoderError(error)
+    return None if k is None else k - 5
+
+
+# DETR / RT-DETR / DEIM: labels, boxes, scores -------------------------------------------------
+
+_DETR_ROLES = ('label', 'box', 'score')
+
+
+def _detr_names(names: Sequence[str]) -> dict[str, str] | None:
+    """Output name per role, by name (labels, boxes, scores); None when a role is unnamed."""
+    found: dict[str, str] = {}
+    for name in names:
+        lowered = name.lower()
+        role = next((r for r in _DETR_ROLES if r in lowered and r not in found), None)
+        if role is not None:
+            found[role] = name
+    return found if len(found) == 3 else None
+
+
+def _detr_pick(outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Labels, boxes and scores by name, else by shape (boxes: last dimension 4) and type
+    (labels: integers, or whole numbers when both others are floats)."""
+    named = _detr_names(list(outputs))
+    if named is not None:
+        return {role: np.asarray(outputs[name]) for role, name in named.items()}
+    arrays = [np.asarray(a) for a in outputs.values()]
+    boxes = [a for a in arrays if a.ndim >= 2 and a.shape[-1] == 4]
+    rest = [a for a in arrays if not (a.ndim >= 2 and a.shape[-1] == 4)]
+    if len(arrays) != 3 or len(boxes) != 1:
+        raise DecoderError(f'detr: expected outputs labels [N], boxes [N, 4] and scores [N] '
+                           f'(batch dimension optional); got '
+                           f'{[list(a.shape) for a in arrays]}')
+    integer = [np.issubdtype(a.dtype, np.integer) for a in rest]
+    if integer[0] != integer[1]:
+        labels, scores = rest if integer[0] else rest[::-1]
+    else:
+        whole = [bool(np.all(np.mod(a, 1) == 0)) for a in rest]
+        labels, scores = rest if whole[0] and not whole[1] else rest[::-1]
+    return {'label': labels, 'box': boxes[0], 'score': scores}
+
+
+def _detr_options(options: Mapping[str, Any]) -> tuple[str, bool, str]:
+    box_format = options.get('box_format', 'xyxy')
+    boxes_in = options.get('boxes_in', 'input')
+    normalized = bool(options.get('normalized'))
+    if box_format not in ('xyxy', 'cxcywh'):
+        raise DecoderError(f"detr option box_format {box_format!r}: expected 'xyxy' or "
+                           "'cxcywh'")
+    if boxes_in not in ('input', 'source'):
+        raise DecoderError(f"detr option boxes_in {boxes_in!r}: expected 'input' or 'source'")
+    if normalized and boxes_in == 'source':
+        raise DecoderError('detr: normalized boxes are fractions of the input image; '
+                           'boxes_in: source is for boxes in source pixels, not both')
+    return box_format, normalized, boxes_in
+
+
+def decode_detr(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int],
+                options: Mapping[str, Any], score_threshold: float,
+                class_ids: Sequence[int] = (), *,
+                source_size: tuple[int, int] | None = None) -> RawDetections:
+    """DETR-family final detections: labels ``[N]``, boxes ``[N, 4]``, scores ``[N]`` (each
+    with an optional batch dimension of 1; RT-DETR, D-FINE, DEIM, DEIMv2 exports).
+
+    Outputs are found by name (containing label, box, score), else by shape and type. The
+    model picks its boxes itself: no NMS. Options: ``box_format`` 'xyxy' (default) or
+    'cxcywh'; ``normalized`` (fractions of the input); ``boxes_in`` 'input' (default: input
+    pixels) or 'source' (boxes scaled to the source size fed as the model's
+    ``orig_target_sizes``; mapped back to input pixels here, so they need ``source_size``);
+    ``label_offset`` (0) subtracted from the labels.
+    """
+    box_format, normalized, boxes_in = _detr_options(options)
+    picked = _detr_pick(outputs)
+    boxes = _squeeze_batch(picked['box'], 2, 'detr boxes').astype(np.float32)
+    scores = _squeeze_batch(picked['score'], 1, 'detr scores').astype(np.float32)
+    labels = _squeeze_batch(picked['label'], 1, 'detr labels')
+    if not len(boxes) == len(scores) == len(labels):
+        raise DecoderError(f'detr: {len(labels)} labels, {len(boxes)} boxes and {len(scores)} '
+                           'scores: expected as many of each')
+    keep = scores >= score_threshold
+    boxes, scores = boxes[keep], scores[keep]
+    ids = np.rint(np.nan_to_num(labels[keep].astype(np.float64))).astype(np.int64)
+    ids -= int(options.get('label_offset', 0))
+    if box_format == 'cxcywh':
+        boxes = _cxcywh_to_xyxy(boxes, input_size, False)
+    width, height = input_size
+    if normalized:
+        boxes = boxes * np.array([width, height, width, height], np.float32)
+    elif boxes_in == 'source':
+        if source_size is None:
+            raise DecoderError('detr: boxes_in: source needs the source image size')
+        gain = np.array([width / source_size[0], height / source_size[1]] * 2, np.float32)
+        boxes = boxes * gain
+    return RawDetections(boxes, scores, ids)
+
+
+def _detr_num_classes(shapes: Mapping[str, Shape], options: Mapping[str, Any],
+                      input_size: tuple[int, int] | None = None) -> int | None:
+    _detr_options(options)
+    named = _detr_names(list(shapes))
+    listed = ', '.join(f'{name} {list(shape)}' for name, shape in shapes.items())
+    if named is None:
+        boxes = [s for s in shapes.values() if len(s) >= 2 and s[-1] in (4, None)]
+        if len(shapes) != 3 or not boxes:
+            raise DecoderError(f'detr: expected three outputs, labels [N], boxes [N, 4] and '
+                               f'scores [N] (batch dimension optional); outputs are {listed}')
+        return None
+    box = shapes[named['box']]
+    if not 2 <= len(box) <= 3 or box[-1] not in (4, None):
+        raise DecoderError(f'detr: output {named["box"]!r} should be boxes [N, 4] (batch '
+                           f'dimension optional); outputs are {listed}')
+    for role in ('label', 'score'):
+        if not 1 <= len(shapes[named[role]]) <= 2:
+            raise DecoderError(f'detr: output {named[role]!r} should be {role}s [N] (batch '
+                               f'dimension optional); outputs are {listed}')
+    return None  # labels are values: the labels file says how many classes
 
 
 # Classification -------------------------------------------------------------------------------
@@ -472,6 +678,12 @@ DETECTION_DECODERS: dict[str, DetectionDecoder] = {
                                _YOLO_OPTIONS | {'transposed'}),
     'boxes_xyxy': DetectionDecoder(decode_boxes_xyxy, _boxes_xyxy_num_classes,
                                    frozenset({'normalized', 'output', 'nms'}), applies_nms=True),
+    'yolox': DetectionDecoder(decode_yolox, _yolox_num_classes,
+                              frozenset({'strides', 'decoded', 'multi_label', 'output', 'nms'})),
+    'detr': DetectionDecoder(
+        decode_detr, _detr_num_classes,
+        frozenset({'box_format', 'normalized', 'boxes_in', 'label_offset', 'nms'}),
+        applies_nms=True, takes_source_size=True),
 }
 """Detection decoders by card ``decoder.type``. Option ``nms``: run the shared NMS even
 when the model has its own (default: only when it has none)."""
@@ -495,3 +707,64 @@ def num_classes(decoder_type: str, shapes: Mapping[str, Shape], options: Mapping
     if not shapes:
         raise DecoderError('the model has no outputs')
     return registry[decoder_type].num_classes(shapes, options, input_size)
+
+
+# Plausibility ---------------------------------------------------------------------------------
+
+MIN_BOX_PX = 2.0  # a box narrower or lower than this (input pixels) is degenerate
+FAR_MARGIN = 0.25  # a box centre beyond this fraction of the input outside it is far off
+
+
+def implausible_output(raw: RawDetections, input_size: tuple[int, int], score_threshold: float,
+                       num_classes: int | None = None) -> str | None:
+    """Why the candidates cannot come from a decoder that read the outputs right, in one line;
+    None when they look plausible (or there is none to judge).
+
+    A decoder that accepts an output's shape may still read it wrong (a YOLOX raw head read as
+    YOLOv5 boxes, pixels read as normalised values). That shows in the candidates scoring at
+    least ``score_threshold``: NaN or infinite values, scores outside [0, 1] or all exactly 0
+    or 1, class ids outside ``0 .. num_classes - 1``, or most boxes under 2 px, all at the
+    origin, or far outside the ``input_size`` (w, h) image.
+    """
+    scores = np.asarray(raw.scores, np.float64).reshape(-1)
+    boxes = np.asarray(raw.boxes, np.float64).reshape(-1, 4)
+    ids = np.asarray(raw.class_ids).reshape(-1)
+    # NaN scores never pass a threshold; infinite ones do.
+    keep = (scores >= score_threshold) | np.isinf(scores)
+    scores, boxes, ids = scores[keep], boxes[keep], ids[keep]
+    count = len(scores)
+    if count == 0:
+        return None
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+    if not finite.all():
+        return f'{count - int(finite.sum())} of {count} candidates have NaN or infinite values'
+    if scores.max() > 1 + 1e-3 or scores.min() < 0:
+        return (f'scores range {scores.min():.3g} to {scores.max():.3g}, outside [0, 1] '
+                '(logits, or another column read as the score?)')
+    if count >= 3 and np.all((scores == 0) | (scores == 1)):
+        return (f'all {count} candidate scores are exactly 0 or 1 (a label or flag column read '
+                'as the score?)')
+    if num_classes is not None:
+        bad = np.unique(ids[(ids < 0) | (ids >= num_classes)])
+        if bad.size:
+            return (f'class ids {bad[:5].tolist()} are outside 0..{num_classes - 1} '
+                    '(another column read as the class?)')
+    width, height = input_size
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    tiny = (w < MIN_BOX_PX) | (h < MIN_BOX_PX)
+    far = ((cx < -FAR_MARGIN * width) | (cx > (1 + FAR_MARGIN) * width)
+           | (cy < -FAR_MARGIN * height) | (cy > (1 + FAR_MARGIN) * height)
+           | (w > 2 * width) | (h > 2 * height))
+    where = f'the {width}x{height} input'
+    if np.all(np.abs(boxes) < MIN_BOX_PX):
+        return (f'all {count} candidate boxes are at the origin of {where} (offsets or '
+                'normalised values read as pixels?)')
+    if 2 * (tiny | far).sum() <= count:
+        return None
+    if tiny.sum() >= far.sum():
+        return (f'{int(tiny.sum())} of {count} candidate boxes are under {MIN_BOX_PX:g} px wide '
+                f'or high in {where} (offsets or normalised values read as pixels?)')
+    return (f'{int(far.sum())} of {count} candidate boxes lie far outside {where} or are over '
+            'twice its size (pixels read as normalised values, or decoded boxes read as a raw '
+            'head?)')

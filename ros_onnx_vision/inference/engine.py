@@ -24,8 +24,24 @@ from ros_onnx_vision.inference.session import (create_session, ModelLoadError, P
                                                ProviderReport)
 from ros_onnx_vision.results import Detection, Hypothesis, InferenceResult, StageTimings, Task
 
-__all__ = ['InferenceEngine', 'ModelLoadError', 'PreparedFrame', 'ProviderError', 'ProviderReport',
-           'SessionOutputs', 'TimingStats']
+__all__ = ['extra_feed', 'InferenceEngine', 'ModelLoadError', 'PreparedFrame', 'ProviderError',
+           'ProviderReport', 'SessionOutputs', 'TimingStats']
+
+
+def extra_feed(card: ModelCard, source_size: tuple[int, int],
+               input_size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The card's extra (non-image) inputs for one frame, in the model's dtype and shape.
+
+    Needs a card checked against its model (check_model_against_card fills dtype and shape).
+    """
+    feed = {}
+    for extra in card.extra_inputs:
+        assert extra.dtype is not None and extra.shape is not None, 'card not checked'
+        values = np.asarray(extra.numbers(source_size, input_size), np.float64)
+        if np.issubdtype(np.dtype(extra.dtype), np.integer):
+            values = np.rint(values)
+        feed[extra.name] = values.astype(extra.dtype).reshape(extra.shape)
+    return feed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,25 +132,6 @@ class InferenceEngine:
         """
         self.card = apply_overrides(self.base_card, **overrides)
 
-    def warm_up(self, runs: int = 2) -> float:
-        """Run the session on blank input `runs` times; returns the milliseconds it took.
-
-        ONNX Runtime's first runs are slower (buffers, kernels: CenterNet's first two ~45 ms
-        against ~29 ms on the 2-core machine; TensorRT builds its engines then), so the first
-        frames of a warmed-up pipeline are no slower than the rest. Nothing is recorded in
-        :attr:`timings`. A dynamic input size is not warmed up.
-        """
-        spec = self.card.input
-        if spec.width is None or spec.height is None:
-            return 0.0
-        shape = ((1, spec.channels, spec.height, spec.width) if spec.layout == 'NCHW'
-                 else (1, spec.height, spec.width, spec.channels))
-        tensor = np.zeros(shape, np.uint8 if spec.dtype == 'uint8' else np.float32)
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            self.session.run(self.output_names, {spec.name: tensor})
-        return (time.perf_counter() - t0) * 1e3
-
     def infer(self, image: np.ndarray, color_order: str = 'BGR') -> InferenceResult:
         """Run one frame: ``image`` is uint8 HxW or HxWxC in ``color_order`` (BGR, RGB, ...).
 
@@ -145,14 +142,17 @@ class InferenceEngine:
         frame = self.prepare(image, color_order)
         return self.decode(frame, self.run(frame))
 
-    def prepare(self, image: np.ndarray, color_order: str = 'BGR') -> PreparedFrame:
+    def prepare(self, image: np.ndarray, color_order: str = 'BGR',
+                card: ModelCard | None = None) -> PreparedFrame:
         """Pre-processing alone (for the digit card: finding the digit first).
+
+        ``card``: decode with this card instead of :attr:`card` (the self-check's base card).
 
         The three stages may run in three threads, one frame in each: each reads only its
         frame and the session (whose run() is thread-safe), and only :meth:`decode` records
         timings.
         """
-        card = self.card  # read once: overrides may replace it meanwhile
+        card = card or self.card  # read once: overrides may replace it meanwhile
         size = (int(image.shape[1]), int(image.shape[0]))
         t0 = time.perf_counter()
         extraction = None
@@ -171,8 +171,13 @@ class InferenceEngine:
         """The session run on a prepared frame (none when no digit was found)."""
         if frame.tensor is None:
             return SessionOutputs({}, 0.0)
+        feed = {frame.card.input.name: frame.tensor}
+        if frame.card.extra_inputs and frame.scale is not None:
+            scale = frame.scale
+            feed.update(extra_feed(frame.card, (scale.source_width, scale.source_height),
+                                   (scale.input_width, scale.input_height)))
         t0 = time.perf_counter()
-        outputs = self.session.run(self.output_names, {frame.card.input.name: frame.tensor})
+        outputs = self.session.run(self.output_names, feed)
         return SessionOutputs(dict(zip(self.output_names, outputs)),
                               (time.perf_counter() - t0) * 1e3)
 
@@ -186,9 +191,10 @@ class InferenceEngine:
                                      no_digit=extraction.reason, roi_box=extraction.roi_box)
         elif card.task is Task.DETECTION:
             assert frame.scale is not None
-            result = InferenceResult(
-                card.task, frame.size, StageTimings(),
-                detections=self._detect(card, outputs.outputs, frame.scale), scale=frame.scale)
+            detections, implausible = self._detect(card, outputs.outputs, frame.scale)
+            result = InferenceResult(card.task, frame.size, StageTimings(),
+                                     detections=detections, scale=frame.scale,
+                                     implausible=implausible)
         elif extraction is None:
             result = InferenceResult(card.task, frame.size, StageTimings(),
                                      classifications=self._classify(card, outputs.outputs))
@@ -207,16 +213,23 @@ class InferenceEngine:
 
     @staticmethod
     def _detect(card: ModelCard, outputs: dict[str, np.ndarray],
-                scale: ScaleInfo) -> list[Detection]:
+                scale: ScaleInfo) -> tuple[list[Detection], str | None]:
+        """Detections, and why the decoder cannot have read the outputs right (or None)."""
         decoder = decoders.DETECTION_DECODERS[card.decoder.type]
-        candidates = decoder.decode(outputs, (scale.input_width, scale.input_height),
-                                    card.decoder.options, card.score_threshold,
-                                    card.class_filter_ids)
+        input_size = (scale.input_width, scale.input_height)
+        extra: dict[str, Any] = {}
+        if decoder.takes_source_size:
+            extra['source_size'] = (scale.source_width, scale.source_height)
+        candidates = decoder.decode(outputs, input_size, card.decoder.options,
+                                    card.score_threshold, card.class_filter_ids, **extra)
+        implausible = decoders.implausible_output(candidates, input_size, card.score_threshold,
+                                                  len(card.labels) or None)
         return postprocess(
             candidates, scale, score_threshold=card.score_threshold, nms_iou=card.nms_iou,
             labels=card.labels, class_ids=card.class_filter_ids,
             max_detections=card.max_detections,
-            apply_nms=not decoder.applies_nms or bool(card.decoder.options.get('nms')))
+            apply_nms=not decoder.applies_nms or bool(card.decoder.options.get('nms'))
+        ), implausible
 
     @staticmethod
     def _classify(card: ModelCard, outputs: dict[str, np.ndarray]) -> list[Hypothesis]:

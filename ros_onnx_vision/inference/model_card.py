@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from ros_onnx_vision.inference import decoders
+from ros_onnx_vision.resources import model_file
 from ros_onnx_vision.results import Task
 
 TASKS = tuple(task.value for task in Task)
@@ -29,16 +30,21 @@ THRESHOLD_METHODS = ('otsu', 'adaptive')
 
 # ONNX type strings as onnxruntime reports them, per card dtype.
 _ORT_TYPES = {'float32': 'tensor(float)', 'uint8': 'tensor(uint8)'}
+# Extra (non-image) inputs: the values a card may feed, and the ONNX types they may be fed as.
+EXTRA_VALUES = ('source_size', 'input_size')
+_EXTRA_TYPES = {'tensor(int64)': 'int64', 'tensor(int32)': 'int32', 'tensor(float)': 'float32',
+                'tensor(double)': 'float64', 'tensor(float16)': 'float16'}
 
 _TOP_KEYS = {
     'name', 'task', 'file', 'sha256', 'input', 'decoder', 'labels', 'thresholds',
-    'class_filter', 'top_k', 'max_detections', 'outputs', 'digit_preprocessing',
-    'provenance', 'description', 'license', 'version',
+    'class_filter', 'top_k', 'max_detections', 'outputs', 'extra_inputs', 'digit_preprocessing',
+    'provenance', 'description', 'license', 'version', 'reference', 'fallback',
 }
 _INPUT_KEYS = {
     'name', 'layout', 'width', 'height', 'dtype', 'color_order', 'scale', 'mean', 'std',
     'resize', 'pad_value',
 }
+_REFERENCE_KEYS = {'image', 'verified_on', 'score_floor', 'detections', 'classification'}
 _DIGIT_KEYS = {
     'roi', 'threshold', 'min_contrast', 'min_height_fraction', 'max_ink_fraction',
     'stroke_width',
@@ -88,6 +94,36 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class ExtraInput:
+    """A model input besides the image, fed each frame (the card's ``extra_inputs``).
+
+    ``value``: 'source_size' (the source image's width, height), 'input_size' (the model
+    input's), or None for the fixed numbers ``literal``; ``order``: 'wh' or 'hw'. ``dtype``
+    (numpy name) and ``shape`` come from the model, filled in by check_model_against_card.
+    """
+
+    name: str
+    value: str | None = None
+    order: str = 'wh'
+    literal: tuple[float, ...] = ()
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+
+    def numbers(self, source_size: tuple[int, int],
+                input_size: tuple[int, int]) -> tuple[float, ...]:
+        """The values fed for a frame of ``source_size`` on an ``input_size`` input (w, h)."""
+        if self.value is None:
+            return self.literal
+        width, height = source_size if self.value == 'source_size' else input_size
+        return (height, width) if self.order == 'hw' else (width, height)
+
+    @property
+    def count(self) -> int:
+        """How many numbers it feeds."""
+        return 2 if self.value is not None else len(self.literal)
+
+
+@dataclass(frozen=True)
 class DigitSpec:
     """Settings for MNIST-style digit extraction from a camera frame (``inference.digit_finder``).
 
@@ -100,6 +136,22 @@ class DigitSpec:
     min_height_fraction: float = 0.08
     max_ink_fraction: float = 0.35
     stroke_width: float = 2.0  # MNIST median, in pixels of the 20x20 box
+
+
+@dataclass(frozen=True)
+class ReferenceResult:
+    """What the card's model gave on a shipped image where it was verified (the self-check).
+
+    ``detections``: rows x1, y1, x2, y2 (source pixels), score, class id, every box scoring at
+    least ``score_floor`` (below the card threshold, so that a box near it may go either way);
+    ``classification``: the top (label, score). ``verified_on``: provider, onnxruntime and CPU.
+    """
+
+    image: Path
+    verified_on: str = ''
+    score_floor: float = 0.0
+    detections: tuple[tuple[float, float, float, float, float, int], ...] | None = None
+    classification: tuple[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +173,11 @@ class ModelCard:
     top_k: int = 5
     max_detections: int = 100
     outputs: tuple[OutputSpec, ...] = ()
+    extra_inputs: tuple[ExtraInput, ...] = ()
     digit: DigitSpec | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    reference: ReferenceResult | None = None  # None: checked on the package's own image
+    fallback: Path | None = None  # the card to use instead when the self-check fails
 
     @property
     def class_filter_ids(self) -> tuple[int, ...]:
@@ -284,6 +339,32 @@ def _read_outputs(reader: _Reader) -> tuple[OutputSpec, ...]:
     return tuple(specs)
 
 
+def _read_extra_inputs(reader: _Reader) -> tuple[ExtraInput, ...]:
+    section = reader.sub('extra_inputs', {})
+    expected = (f'one of {", ".join(EXTRA_VALUES)}, {{value: source_size or input_size, '
+                'order: wh or hw}, or a list of numbers')
+    specs = []
+    for name, item in section.data.items():
+        if not isinstance(name, str) or not name:
+            raise reader.error('extra_inputs', dict(section.data),
+                               'a mapping of model input names to values')
+        if isinstance(item, str) and item in EXTRA_VALUES:
+            specs.append(ExtraInput(name, item))
+        elif isinstance(item, list):
+            if not item or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   and math.isfinite(v) for v in item):
+                raise section.error(name, item, expected)
+            specs.append(ExtraInput(name, literal=tuple(float(v) for v in item)))
+        elif isinstance(item, Mapping):
+            sub = section.sub(name)
+            sub.check_keys({'value', 'order'})
+            specs.append(ExtraInput(name, sub.choice('value', EXTRA_VALUES),
+                                    sub.choice('order', ('wh', 'hw'), 'wh')))
+        else:
+            raise section.error(name, item, expected)
+    return tuple(specs)
+
+
 def _read_roi(reader: _Reader, key: str, default: Sequence[float]
               ) -> tuple[float, float, float, float]:
     x, y, w, h = reader.numbers(key, list(default), (4,))
@@ -306,6 +387,53 @@ def _read_digit(reader: _Reader) -> DigitSpec:
                                        lo=0, hi=1),
         stroke_width=reader.number('stroke_width', default.stroke_width, lo=0, hi=10),
     )
+
+
+def _package_models() -> Path | None:
+    try:
+        return model_file('README.md').parent
+    except FileNotFoundError:  # no share directory: only the card's own folder counts
+        return None
+
+
+def _existing_file(value: str, *folders: Path | None) -> Path | None:
+    """``value`` as an absolute path, else relative to the first folder that has it."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path if path.is_file() else None
+    return next((folder / path for folder in folders
+                 if folder is not None and (folder / path).is_file()), None)
+
+
+def _read_reference(reader: _Reader, task: Task, labels: Sequence[str], card_dir: Path,
+                    model_dir: Path) -> ReferenceResult:
+    reader.check_keys(_REFERENCE_KEYS)
+    value = reader.str_('image')
+    # A card copied elsewhere with its model path made absolute still finds the image next to
+    # the model; a packaged card's relative path also resolves in the package's models/.
+    image = _existing_file(value, card_dir, model_dir, _package_models())
+    if image is None:
+        raise reader.error('image', value, f'an image file next to the card ({card_dir}) or '
+                                           f'the model ({model_dir}), or an absolute path')
+    common = dict(image=image.resolve(), verified_on=str(reader.raw('verified_on', '')),
+                  score_floor=reader.number('score_floor', 0.0, lo=0, hi=1))
+    if task is Task.DETECTION:
+        rows = reader.raw('detections')
+        expected = 'a list of [x1, y1, x2, y2, score, class id] rows ([] for none)'
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == 6 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+                for r in rows):
+            raise reader.error('detections', rows, expected)
+        return ReferenceResult(**common, detections=tuple(
+            (float(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), int(r[5]))
+            for r in rows))
+    top = reader.sub('classification')
+    top.check_keys({'label', 'score'})
+    label = str(top.raw('label'))
+    if labels and label not in labels:
+        raise top.error('label', label, f'one of the labels {list(labels)[:20]}')
+    return ReferenceResult(**common, classification=(label, top.number('score', lo=0, hi=1)))
 
 
 def _class_filter(reader: _Reader, value: Any, labels: Sequence[str]) -> tuple[str, ...]:
@@ -393,6 +521,18 @@ def load_model_card(path: str | Path, *, verify_sha256: bool = True) -> ModelCar
                             "'classification' when digit_preprocessing is given")
         digit = _read_digit(top.sub('digit_preprocessing', {}))
     provenance = top.raw('provenance', {})
+    reference = None
+    if top.raw('reference', None) is not None:
+        reference = _read_reference(top.sub('reference'), task, labels, card_dir,
+                                    model_path.parent)
+    fallback = None
+    if top.raw('fallback', None) is not None:
+        value = top.str_('fallback')
+        fallback = _existing_file(value, card_dir, _package_models())
+        if fallback is None or fallback.resolve() == card_path:
+            raise top.error('fallback', value, 'another model card file, next to this one or '
+                                               'an absolute path')
+        fallback = fallback.resolve()
     return ModelCard(
         path=card_path,
         name=name,
@@ -410,8 +550,11 @@ def load_model_card(path: str | Path, *, verify_sha256: bool = True) -> ModelCar
         top_k=top.number('top_k', 5, lo=1, hi=100000, integer=True),
         max_detections=top.number('max_detections', 100, lo=1, hi=100000, integer=True),
         outputs=_read_outputs(top),
+        extra_inputs=_read_extra_inputs(top),
         digit=digit,
         provenance=provenance if isinstance(provenance, Mapping) else {'text': provenance},
+        reference=reference,
+        fallback=fallback,
     )
 
 
@@ -435,22 +578,79 @@ def _fmt(shape: Sequence[int | None]) -> str:
     return '[' + ', '.join('?' if d is None else str(d) for d in shape) + ']'
 
 
+def _check_extra_inputs(where: str, card: ModelCard, session_inputs: Sequence[Any],
+                        image: str) -> tuple[ExtraInput, ...]:
+    """The card's extra inputs with the model's dtype and feed shape, or ModelCardError when
+    the model takes inputs the card does not feed, the card feeds inputs it does not take, or
+    the decoder's ``boxes_in`` contradicts a fed source size."""
+    extras = card.extra_inputs
+    by_name = {arg.name: arg for arg in session_inputs}
+    declared = {extra.name for extra in extras}
+    if image in declared:
+        raise ModelCardError(f'{where}: extra_inputs feeds {image!r}, the image input')
+    missing = [name for name in by_name if name != image and name not in declared]
+    if missing:
+        raise ModelCardError(
+            f'{where}: the model also takes input(s) {missing} that the card does not feed; '
+            f'declare each under extra_inputs, e.g. "extra_inputs: {{{missing[0]}: '
+            'input_size}" (input_size or source_size: (w, h) of the model input or of the '
+            'source image; {value: input_size, order: hw} for (h, w); or a list of numbers)')
+    unknown = sorted(declared - set(by_name))
+    if unknown:
+        raise ModelCardError(f'{where}: extra_inputs names {unknown}, not inputs of the model '
+                             f'(its inputs: {sorted(by_name)})')
+    resolved = []
+    for extra in extras:
+        arg = by_name[extra.name]
+        dtype = _EXTRA_TYPES.get(arg.type)
+        if dtype is None:
+            raise ModelCardError(f'{where}: extra input {extra.name!r} is {arg.type}; the card '
+                                 f'can feed {", ".join(sorted(_EXTRA_TYPES))}')
+        shape = _ort_shape(arg)
+        # Dynamic dimensions (batch) are 1, except a dynamic last one, which takes the values.
+        feed = tuple(d if d is not None else (extra.count if i == len(shape) - 1 else 1)
+                     for i, d in enumerate(shape))
+        if math.prod(feed) != extra.count:
+            what = extra.value or 'a list'
+            raise ModelCardError(f'{where}: extra input {extra.name!r} has shape {_fmt(shape)}; '
+                                 f'the card feeds {extra.count} number(s) ({what})')
+        resolved.append(dataclasses.replace(extra, dtype=dtype, shape=feed))
+    decoder = decoders.DETECTION_DECODERS.get(card.decoder.type)
+    if decoder is not None and 'boxes_in' in decoder.options:
+        # Boxes come scaled to the size fed (DETR's orig_target_sizes): the two must agree.
+        sources = [extra.name for extra in extras if extra.value == 'source_size']
+        boxes_in = card.decoder.options.get('boxes_in', 'input')
+        if boxes_in == 'source' and not sources:
+            raise ModelCardError(f'{where}: decoder option boxes_in: source, but no extra '
+                                 'input feeds source_size (the size the boxes are scaled to)')
+        if boxes_in != 'source' and sources:
+            raise ModelCardError(
+                f'{where}: extra input(s) {sources} feed source_size, so the boxes come in '
+                f'source pixels, but decoder {card.decoder.type!r} reads them as input pixels; '
+                'set decoder option boxes_in: source, or feed input_size')
+    return tuple(resolved)
+
+
 def check_model_against_card(card: ModelCard, session_inputs: Sequence[Any],
                              session_outputs: Sequence[Any]) -> ModelCard:
     """Check the card against a session's ``get_inputs()`` / ``get_outputs()``.
 
     Raises :class:`ModelCardError` naming expected and actual (input name, rank, channels,
-    size, dtype, outputs, number of labels). Returns the card with the input name and a
-    width/height left ``null`` in the card filled in from the model where it fixes them.
+    size, dtype, outputs, number of labels, inputs besides the image that the card's
+    ``extra_inputs`` does not feed). Returns the card with the input name and a width/height
+    left ``null`` in the card filled in from the model where it fixes them, and the extra
+    inputs' dtype and shape.
     """
     where = f'model {card.model_path.name} vs card {card.path}'
     spec = card.input
     by_name = {arg.name: arg for arg in session_inputs}
     if spec.name is None:
-        if len(session_inputs) != 1:
+        extra_names = {extra.name for extra in card.extra_inputs}
+        images = [a for a in session_inputs if a.name not in extra_names]
+        if len(images) != 1:
             raise ModelCardError(f'{where}: the model has inputs {sorted(by_name)}; name the '
                                  f'image input in input.name')
-        arg = session_inputs[0]
+        arg = images[0]
     elif spec.name not in by_name:
         raise ModelCardError(f'{where}: input.name {spec.name!r} not in the model inputs '
                              f'{sorted(by_name)}')
@@ -506,7 +706,8 @@ def check_model_against_card(card: ModelCard, session_inputs: Sequence[Any],
         raise ModelCardError(f'{where}: {source} has {len(card.labels)} labels but the model '
                              f'outputs {num_classes} classes')
     return dataclasses.replace(card, input=dataclasses.replace(
-        spec, name=arg.name, width=resolved_w, height=resolved_h))
+        spec, name=arg.name, width=resolved_w, height=resolved_h),
+        extra_inputs=_check_extra_inputs(where, card, session_inputs, arg.name))
 
 
 def apply_overrides(card: ModelCard, *, score_threshold: float | None = None,

@@ -216,6 +216,8 @@ class InferenceSnapshot:
     latency_ms: float | None  # header stamp to result published, last frame
     mean_latency_ms: float | None
     qos: QosMismatch = field(default_factory=QosMismatch)
+    self_check: str = ''  # the last configure's self-check line ('' before any)
+    configure_error: str = ''  # why the last configure failed ('' when it did not)
 
 
 class InferenceMonitor:
@@ -238,6 +240,8 @@ class InferenceMonitor:
         self._last = (now, s.errors)
         problems: list[tuple[int, str]] = []
         active = s.state == 'active'
+        if s.configure_error:
+            problems.append((ERROR, s.configure_error))
         if active and s.idle_s is not None and s.idle_s > self.no_input_after_s:
             problems.append((WARN, f'no input on {s.input_topic} for {s.idle_s:.1f} s'))
         if s.fallback:
@@ -266,6 +270,7 @@ class InferenceMonitor:
             'end-to-end latency (ms)': _ms(s.latency_ms),
             'mean end-to-end latency (ms)': _ms(s.mean_latency_ms),
             'seconds since last input': _ms(s.idle_s),
+            'self-check': s.self_check or '-',
         })
         values.update(s.qos.values())
         return Status(level, self.name, message, hardware_id=s.provider, values=values)

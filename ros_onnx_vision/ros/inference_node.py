@@ -41,6 +41,7 @@ from ros_onnx_vision.inference.engine import (InferenceEngine, PreparedFrame, Se
                                                TimingStats)
 from ros_onnx_vision.inference.frame_pipeline import FrameCounts, NewestFramePipeline
 from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, ModelCardError
+from ros_onnx_vision.inference.self_check import open_checked_engine
 from ros_onnx_vision.inference.session import threads_beside_other_work
 from ros_onnx_vision.resources import model_file
 from ros_onnx_vision.results import InferenceResult, Result, Task
@@ -57,6 +58,7 @@ from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPub
 from ros_onnx_vision.ros.parameters import INFERENCE_NODE
 
 STATS_PERIOD = 10.0
+EXIT_LINGER_S = 1.0  # after a failed autostart: the ERROR reaches /diagnostics before exit
 ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped-frame error
 LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
                         'digit_roi'}
@@ -176,6 +178,8 @@ class InferenceNode(LifecycleNode):
         self._last_input: float | None = None
         self._latency_ms: float | None = None
         self._qos_mismatch = QosMismatch()
+        self._self_check = ''  # the last self-check's line
+        self._configure_error = ''  # why the last configure failed, for /diagnostics
         self._monitor = InferenceMonitor(self.get_name())
         self._diagnostics = DiagnosticsPublisher(self, self.params['diagnostics_period'],
                                                  self._report)
@@ -183,24 +187,33 @@ class InferenceNode(LifecycleNode):
             if self.trigger_configure() != TransitionCallbackReturn.SUCCESS or \
                     self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 self.get_logger().fatal('autostart failed (see above); exiting')
-                self.finished, self.exit_code = True, 1
+                self.exit_code = 1
+                # One more ERROR on /diagnostics for listeners that match late, then exit.
+                self._exit_timer = self.create_timer(EXIT_LINGER_S, self._exit)
 
     # --- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self.params
         try:
             card = load_model_card(resolve_model_card(p['model']))
-            engine = InferenceEngine(
-                card, providers=p['execution_providers'], strict=p['strict_providers'],
+            # The self-check runs the card's reference on this provider and CPU (and warms
+            # the session up); a wrong result fails configure, or switches to the fallback.
+            engine, check = open_checked_engine(
+                card, self.get_logger().warning, providers=p['execution_providers'],
+                strict=p['strict_providers'],
                 intra_op_threads=p['intra_op_threads'] or threads_beside_other_work(),
                 intra_op_spinning=p['intra_op_spinning'],
                 graph_optimization=p['graph_optimization'],
                 optimized_model_cache=p['optimized_model_cache'])
             engine.apply_overrides(**self._card_overrides(engine.base_card))
-            warm_up_ms = engine.warm_up()
         except Exception as error:  # noqa: BLE001 - every failure must fail the transition
-            self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
+            self._configure_error = f'configure failed: {type(error).__name__}: {error}'
+            self.get_logger().error(self._configure_error)
+            self._diagnostics.publish()
             return TransitionCallbackReturn.FAILURE
+        self._configure_error, self._self_check = '', check.message
+        self.get_logger().info(f'self-check passed in {check.elapsed_ms:.0f} ms: '
+                               f'{check.message}')
         self.engine = engine
         report = engine.provider_report
         (self.get_logger().warning if report.fell_back else self.get_logger().info)(
@@ -226,8 +239,7 @@ class InferenceNode(LifecycleNode):
             f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
             f'{card.input.layout}, decoder {card.decoder.type}), score >= '
             f'{card.score_threshold}, classes {list(card.class_filter) or "all"}, '
-            f'{engine.session.get_session_options().intra_op_num_threads} intra-op thread(s); '
-            f'warmed up in {warm_up_ms:.0f} ms')
+            f'{engine.session.get_session_options().intra_op_num_threads} intra-op thread(s)')
         return TransitionCallbackReturn.SUCCESS
 
     def _card_overrides(self, card: ModelCard,
@@ -358,6 +370,10 @@ class InferenceNode(LifecycleNode):
                  ran: tuple[_Staged, SessionOutputs]) -> None:
         staged, outputs = ran
         result = staged.engine.decode(staged.frame, outputs)
+        if result.implausible is not None:
+            self.get_logger().warning(
+                f'the outputs do not fit decoder {staged.frame.card.decoder.type!r}: '
+                f'{result.implausible}', throttle_duration_sec=10.0)
         t0 = time.perf_counter()
         out = result_to_msg(msg.header, result)
         t1 = time.perf_counter()
@@ -411,7 +427,12 @@ class InferenceNode(LifecycleNode):
                                report.failures.items()) if report else '',
             idle_s=idle, latency_ms=self._latency_ms,
             mean_latency_ms=stats.latency_ms if stats.counts.processed else None,
-            qos=self._qos_mismatch))]
+            qos=self._qos_mismatch, self_check=self._self_check,
+            configure_error=self._configure_error))]
+
+    def _exit(self) -> None:
+        self._diagnostics.publish()
+        self.finished = True
 
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary())

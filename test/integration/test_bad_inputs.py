@@ -99,6 +99,9 @@ BAD_MODELS = {
     'input_rank': 'expected rank 4 (NCHW)',
     'input_dtype': 'input.dtype float32 means',
     'label_count': 'has 9 labels but the model outputs 10 classes',
+    # Loads, fits its card, and runs wrong here: the self-check names card, provider and CPU.
+    'runs_blind_here': 'SelfCheckError: self-check failed: centernet_mobilenetv3_512 on '
+                       'CPUExecutionProvider',
 }
 
 
@@ -122,7 +125,19 @@ def _bad_model_cards(tmp: Path) -> dict[str, Path]:
         'input_rank': mnist_card(tmp, 'rank', file=str(rank2), outputs=None, **unhashed),
         'input_dtype': mnist_card(tmp, 'dtype', file=str(as_uint8), outputs=None, **unhashed),
         'label_count': mnist_card(tmp, 'labels', labels=str(labels)),
+        'runs_blind_here': blind_centernet_card(tmp),
     }
+
+
+def blind_centernet_card(tmp: Path) -> Path:
+    """The default detector fed 0-1 instead of the raw 0-255 pixels it takes: no error, and
+    it sees nobody."""
+    card = yaml.safe_load((MODELS / 'centernet_mobilenetv3_512.yaml').read_text())
+    card.update(file=str(MODELS / card['file']), labels=str(MODELS / card['labels']))
+    card['input']['scale'] = 1 / 255
+    path = tmp / 'blind.yaml'
+    path.write_text(yaml.safe_dump(card))
+    return path
 
 
 @pytest.fixture(scope='module')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import pytest
+import yaml
 
 from ros_onnx_vision.ros.diagnostics import (CameraMonitor, CameraSnapshot, CounterRate, ERROR,
                                              InferenceMonitor, InferenceSnapshot, OK,
@@ -11,7 +12,10 @@ from ros_onnx_vision.ros.diagnostics import (CameraMonitor, CameraSnapshot, Coun
                                              SmoothingSnapshot, WARN)
 from ros_onnx_vision.ros.graph import pipeline
 
+from conftest import REPO
 from graph_runner import GraphProcesses, start_node
+
+MODELS = REPO / 'models'
 
 
 # --- pure rules ----------------------------------------------------------------------------
@@ -127,6 +131,18 @@ def test_inference_warns_on_no_input_fallback_errors_and_qos():
     assert status.values['incompatible QoS events'] == '1'
 
 
+def test_inference_error_when_configure_failed_and_the_self_check_line_otherwise():
+    monitor = InferenceMonitor('inference_node')
+    failed = ('configure failed: SelfCheckError: self-check failed: centernet on '
+              'CPUExecutionProvider: found 0 of the 7 reference people')
+    status = monitor.report(0.0, inference(state='unconfigured', provider='',
+                                           configure_error=failed))
+    assert status.level == ERROR and status.message == failed
+    status = monitor.report(1.0, inference(self_check='found 7 of the 7 reference people'))
+    assert status.level == OK
+    assert status.values['self-check'] == 'found 7 of the 7 reference people'
+
+
 def smoothing(**kw) -> SmoothingSnapshot:
     fields = dict(task='detection', input_topic='detections', received=0, fps=10.0, n=5, m=5,
                   confirmed=['1'], backwards=0, duplicates=2, resets=0, idle_s=0.1,
@@ -232,3 +248,34 @@ def test_incompatible_qos_is_logged_and_reported(ros_probe, node_env, tmp_path):
     assert int(values(status)['incompatible QoS events']) >= 1
     assert values(status)['frames received'] == '0'  # no data flowed
     assert expected in log, log
+
+
+def test_a_model_that_runs_blind_here_is_an_error_on_diagnostics(ros_probe, node_env, tmp_path):
+    """The self-check fails configure: the node says ERROR on /diagnostics, then exits 1."""
+    received = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 50)
+    card = yaml.safe_load((MODELS / 'centernet_mobilenetv3_512.yaml').read_text())
+    card.update(file=str(MODELS / card['file']), labels=str(MODELS / card['labels']))
+    card['input']['scale'] = 1 / 255  # it takes raw 0-255 pixels: blind, with no error
+    (tmp_path / 'blind.yaml').write_text(yaml.safe_dump(card))
+    node = start_node('inference_node', node_env, log_file=tmp_path / 'inference_node.log',
+                      parameters={'model': str(tmp_path / 'blind.yaml')})
+
+    def error() -> DiagnosticStatus | None:
+        status = latest_statuses(received).get('inference_node: inference')
+        return status if status is not None and status.level == DiagnosticStatus.ERROR \
+            else None
+
+    try:
+        ros_probe.spin_until(lambda: error() is not None, 60)
+        code = node.wait(30)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    log = (tmp_path / 'inference_node.log').read_text()
+    status = error()
+    assert code == 1, log
+    assert status is not None, log
+    assert 'self-check failed: centernet_mobilenetv3_512 on CPUExecutionProvider' in \
+        status.message and 'found 0 of the 7 reference people' in status.message, status.message
+    assert values(status)['lifecycle state'] == 'unconfigured'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+import re
 
 import cv2
 from hypothesis import given, settings
@@ -396,3 +397,244 @@ def test_real_person_jpg(person_engine: InferenceEngine) -> None:
 def test_real_no_people_on_animals(person_engine: InferenceEngine, name: str) -> None:
     _, dets = people(person_engine, name)
     assert dets == []
+
+
+# YOLOX, DETR-style and NMS-free exports. -----------------------------------------------------
+
+def yolox_head(size: tuple[int, int], classes: int = 3,
+               strides: tuple[int, ...] = (8, 16, 32)) -> np.ndarray:
+    """An empty raw YOLOX head [1, N, 5 + C] for a w x h input: one row per grid cell."""
+    cells = sum(math.ceil(size[0] / s) * math.ceil(size[1] / s) for s in strides)
+    return np.zeros((1, cells, 5 + classes), np.float32)
+
+
+def plant_yolox(head: np.ndarray, size: tuple[int, int], stride: int, cxcywh: np.ndarray,
+                objectness: float, scores: np.ndarray, level_start: int) -> int:
+    """Write one box as raw head offsets into the cell holding its centre; returns the row."""
+    grid_w = math.ceil(size[0] / stride)
+    col, row = int(cxcywh[0] // stride), int(cxcywh[1] // stride)
+    index = level_start + row * grid_w + col
+    head[0, index, :4] = [cxcywh[0] / stride - col, cxcywh[1] / stride - row,
+                          math.log(cxcywh[2] / stride), math.log(cxcywh[3] / stride)]
+    head[0, index, 4] = objectness
+    head[0, index, 5:] = scores
+    return index
+
+
+def test_yolox_raw_head_model_decodes_to_planted_boxes(tmp_path: Path) -> None:
+    head = yolox_head((320, 320))
+    start16 = 40 * 40  # the stride-16 level follows the 40x40 stride-8 cells
+    for box, cls, score in zip(planted_input_cxcywh(), PLANTED_CLASSES, PLANTED_SCORES):
+        scores = np.zeros(3, np.float32)
+        scores[cls] = score / 0.95
+        plant_yolox(head, (320, 320), 16, box, 0.95, scores, start16)
+    write_constant_model(tmp_path / 'yolox.onnx', [1, 3, 320, 320], {'output': head})
+    card = write_card(tmp_path / 'yolox.yaml', 'yolox.onnx', 'yolox', ['person', 'bicycle', 'car'])
+    check_planted(InferenceEngine.from_card_file(card))
+
+
+def test_yolox_raw_and_decoded_heads() -> None:
+    size = (64, 64)  # 8x8 + 4x4 + 2x2 = 84 cells
+    head = yolox_head(size)
+    row = plant_yolox(head, size, 16, np.array([40, 20, 32, 48], np.float32), 0.9,
+                      np.array([0, 0.8, 0], np.float32), 64)
+    assert row == 64 + 1 * 4 + 2
+    raw = decoders.decode_yolox({'output': head}, size, {}, 0.5)
+    np.testing.assert_allclose(raw.boxes, [[24, -4, 56, 44]], atol=1e-4)
+    assert raw.class_ids.tolist() == [1] and raw.scores.tolist() == pytest.approx([0.72])
+    assert decoders.implausible_output(raw, size, 0.5) is None
+    decoded = head.copy()
+    decoded[0, row, :4] = [40, 20, 32, 48]
+    same = decoders.decode_yolox({'output': decoded}, size, {'decoded': True}, 0.5)
+    np.testing.assert_allclose(same.boxes, raw.boxes, atol=1e-4)
+    # The wrong way round: pixel sizes through exp, offsets read as pixels.
+    wrong = decoders.decode_yolox({'output': decoded}, size, {}, 0.5)
+    assert 'far outside' in decoders.implausible_output(wrong, size, 0.5)
+    wrong = decoders.decode_yolox({'output': head}, size, {'decoded': True}, 0.5)
+    assert 'origin' in decoders.implausible_output(wrong, size, 0.5)
+    assert decoders.num_classes('yolox', {'output': head.shape}, {}, size) == 3
+
+
+def test_yolox_cell_count_and_strides_are_checked() -> None:
+    size = (64, 64)
+    head = yolox_head(size)[:, :80]
+    pattern = r'84 rows \(8x8 \+ 4x4 \+ 2x2 cells\), the output has 80'
+    with pytest.raises(decoders.DecoderError, match=pattern):
+        decoders.num_classes('yolox', {'output': head.shape}, {}, size)
+    with pytest.raises(decoders.DecoderError, match=pattern):
+        decoders.decode_yolox({'output': head}, size, {}, 0.5)
+    # decoded: any number of rows; other strides: another grid.
+    assert decoders.num_classes('yolox', {'output': head.shape}, {'decoded': True}, size) == 3
+    four = yolox_head(size, strides=(8, 16, 32, 64))
+    assert decoders.num_classes('yolox', {'output': four.shape},
+                                {'strides': [8, 16, 32, 64]}, size) == 3
+
+
+DETR_BOXES = np.array([[10, 20, 50, 100], [0, 0, 5, 5], [100, 50, 300, 310]], np.float32)
+
+
+def detr_outputs(batch: bool) -> dict[str, np.ndarray]:
+    outputs = {'labels': np.array([0, 2, 1], np.int64), 'boxes': DETR_BOXES,
+               'scores': np.array([0.9, 0.2, 0.6], np.float32)}
+    return {k: v[None] for k, v in outputs.items()} if batch else outputs
+
+
+@pytest.mark.parametrize('batch', [False, True])
+def test_detr_labels_boxes_scores_with_and_without_batch(batch: bool) -> None:
+    outputs = detr_outputs(batch)
+    raw = decoders.decode_detr(outputs, (320, 320), {}, 0.5)
+    np.testing.assert_allclose(raw.boxes, DETR_BOXES[[0, 2]])
+    assert raw.class_ids.tolist() == [0, 1] and raw.scores.tolist() == pytest.approx([.9, .6])
+    # Found by shape and type when the names say nothing, in any order.
+    anonymous = {'a': outputs['scores'], 'b': outputs['boxes'], 'c': outputs['labels']}
+    again = decoders.decode_detr(anonymous, (320, 320), {}, 0.5)
+    np.testing.assert_allclose(again.boxes, raw.boxes)
+    assert again.class_ids.tolist() == [0, 1]
+    shapes = {k: v.shape for k, v in outputs.items()}
+    assert decoders.num_classes('detr', shapes, {}) is None
+    assert decoders.DETECTION_DECODERS['detr'].applies_nms
+
+
+def test_detr_box_format_normalized_and_label_offset() -> None:
+    xyxy = DETR_BOXES[[0]]
+    cxcywh = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], 1)
+    outputs = {'pred_labels': np.array([[1.0]], np.float32),
+               'pred_boxes': (cxcywh / np.array([320, 240, 320, 240], np.float32))[None],
+               'pred_scores': np.array([[0.8]], np.float32)}
+    raw = decoders.decode_detr(outputs, (320, 240),
+                               {'box_format': 'cxcywh', 'normalized': True, 'label_offset': 1},
+                               0.5)
+    np.testing.assert_allclose(raw.boxes, xyxy, atol=1e-4)
+    assert raw.class_ids.tolist() == [0]
+    with pytest.raises(decoders.DecoderError, match="box_format 'yxyx'"):
+        decoders.decode_detr(outputs, (320, 240), {'box_format': 'yxyx'}, 0.5)
+    with pytest.raises(decoders.DecoderError, match='expected outputs labels'):
+        decoders.decode_detr({'a': np.zeros((3, 4)), 'b': np.zeros(3)}, (320, 240), {}, 0.5)
+    with pytest.raises(decoders.DecoderError, match='expected three outputs'):
+        decoders.num_classes('detr', {'a': (1, 300, 4), 'b': (1, 300)}, {})
+
+
+def test_detr_boxes_in_source_pixels() -> None:
+    source = (640, 480)
+    in_source = DETR_BOXES * np.array([2, 1.5, 2, 1.5], np.float32)  # a 320x320 stretch
+    outputs = {**detr_outputs(False), 'boxes': in_source}
+    raw = decoders.decode_detr(outputs, (320, 320), {'boxes_in': 'source'}, 0.5,
+                               source_size=source)
+    np.testing.assert_allclose(raw.boxes, DETR_BOXES[[0, 2]], rtol=1e-6)
+    with pytest.raises(decoders.DecoderError, match='needs the source image size'):
+        decoders.decode_detr(outputs, (320, 320), {'boxes_in': 'source'}, 0.5)
+
+
+def write_detr_model(path: Path, normalized: np.ndarray, labels: list[int],
+                     scores: list[float]) -> None:
+    """A DETR-style model with a second input orig_target_sizes [batch, 2] int64 (w, h): boxes
+    = normalised boxes x (w, h, w, h), as the exports' post-processor computes them."""
+    const = [helper.make_node('Constant', [], [name], value=numpy_helper.from_array(v, name))
+             for name, v in (('norm', normalized[None]), ('repeats', np.array([1, 2], np.int64)),
+                             ('axes', np.array([1], np.int64)),
+                             ('labels', np.array([labels], np.int64)),
+                             ('scores', np.array([scores], np.float32)))]
+    nodes = const + [
+        helper.make_node('Cast', ['orig_target_sizes'], ['sizes_f'], to=TensorProto.FLOAT),
+        helper.make_node('Tile', ['sizes_f', 'repeats'], ['whwh']),
+        helper.make_node('Unsqueeze', ['whwh', 'axes'], ['whwh3']),
+        helper.make_node('Mul', ['norm', 'whwh3'], ['boxes']),
+    ]
+    graph = helper.make_graph(
+        nodes, 'detr',
+        [helper.make_tensor_value_info('images', TensorProto.FLOAT, ['batch', 3, 320, 320]),
+         helper.make_tensor_value_info('orig_target_sizes', TensorProto.INT64, ['batch', 2])],
+        [helper.make_tensor_value_info('labels', TensorProto.INT64, [1, len(labels)]),
+         helper.make_tensor_value_info('boxes', TensorProto.FLOAT, [1, len(labels), 4]),
+         helper.make_tensor_value_info('scores', TensorProto.FLOAT, [1, len(labels)])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize('size_input,options', [
+    ('input_size', {}), ('source_size', {'boxes_in': 'source'})])
+def test_detr_model_with_orig_target_sizes(tmp_path: Path, size_input: str,
+                                           options: dict[str, str]) -> None:
+    normalized = PLANTED / np.array([FRAME_W, FRAME_H, FRAME_W, FRAME_H], np.float32)
+    padded = np.concatenate([normalized, np.full((2, 4), 0.5, np.float32)])
+    write_detr_model(tmp_path / 'detr.onnx', padded, PLANTED_CLASSES + [0, 0],
+                     PLANTED_SCORES + [0.1, 0.0])
+    card = write_card(tmp_path / 'detr.yaml', 'detr.onnx', 'detr', ['person', 'bicycle', 'car'],
+                      extra_inputs={'orig_target_sizes': size_input})
+    data = yaml.safe_load(card.read_text())
+    data['input']['resize'] = 'stretch'  # DETR exports scale normalised boxes to any size
+    data['decoder']['options'] = options
+    card.write_text(yaml.safe_dump(data))
+    engine = InferenceEngine.from_card_file(card)
+    feed = engine.card.extra_inputs[0]
+    assert (feed.dtype, feed.shape) == ('int64', (1, 2))
+    check_planted(engine)
+    result = engine.infer(np.zeros((FRAME_H, FRAME_W, 3), np.uint8))
+    assert result.implausible is None
+
+
+def test_nms_free_rows_without_batch() -> None:
+    """YOLOv10 / ultralytics end2end: [N, 6] or [1, N, 6] x1, y1, x2, y2, score, class."""
+    rows = np.array([[10, 20, 50, 100, 0.9, 3], [0, 0, 0, 0, 0.0, 0],
+                     [100, 50, 300, 310, 0.7, 0]], np.float32)
+    for tensor in (rows, rows[None]):
+        raw = decoders.decode_boxes_xyxy({'output0': tensor}, (320, 320), {}, 0.5)
+        np.testing.assert_allclose(raw.boxes, rows[[0, 2], :4])
+        assert raw.class_ids.tolist() == [3, 0]
+        assert decoders.num_classes('boxes_xyxy', {'output0': tensor.shape}, {}) is None
+
+
+# implausible_output: a decoder that accepted the shape but misread the values. ----------------
+
+def candidates(boxes: list[list[float]], scores: list[float] | None = None,
+               class_ids: list[int] | None = None) -> RawDetections:
+    n = len(boxes)
+    return RawDetections(np.array(boxes, np.float32).reshape(-1, 4),
+                         np.array(scores or [0.8] * n, np.float32),
+                         np.array(class_ids or [0] * n, np.int64))
+
+
+PLAUSIBLE = [[10, 20, 50, 100], [300, 200, 330, 260], [-5, 100, 40, 200], [600, 0, 660, 80]]
+
+
+@pytest.mark.parametrize('raw,pattern', [
+    (candidates(PLAUSIBLE[:3] + [[1, 2, np.inf, 9]]), r'1 of 4 candidates have NaN or inf'),
+    (candidates(PLAUSIBLE, [0.9, 3.5, 7.0, 0.8]), r'scores range 0\.8 to 7, outside \[0, 1\]'),
+    (candidates(PLAUSIBLE, [1.0, 1.0, 1.0, 1.0]), r'all 4 candidate scores are exactly 0 or 1'),
+    (candidates(PLAUSIBLE, class_ids=[0, 1, 80, 97]), r'class ids \[80, 97\] are outside 0\.\.79'),
+    (candidates([[0.1, 0.2, 0.5, 0.6], [0.3, 0.3, 0.9, 0.8]]), r'all 2 .* at the origin'),
+    (candidates([[0.1, 3.2, 0.5, 9.6], [10.3, 0.3, 0.9, 0.8], PLAUSIBLE[0]]),
+     r'2 of 3 candidate boxes are under 2 px'),
+    (candidates([[6400, 2000, 9000, 4000], [100, 100, 1500, 1500], PLAUSIBLE[1]]),
+     r'2 of 3 candidate boxes lie far outside the 640x480 input'),
+])
+def test_implausible_output_fires(raw: RawDetections, pattern: str) -> None:
+    message = decoders.implausible_output(raw, (640, 480), 0.5, 80)
+    assert message is not None and '\n' not in message
+    assert re.search(pattern, message), message
+
+
+def test_implausible_output_quiet_on_plausible_candidates() -> None:
+    assert decoders.implausible_output(candidates(PLAUSIBLE), (640, 480), 0.5, 80) is None
+    assert decoders.implausible_output(decoders.empty_detections(), (640, 480), 0.5) is None
+    # One odd box among good ones, and odd boxes below the threshold, are no misreading.
+    mixed = candidates(PLAUSIBLE + [[0, 0, 1, 1]], [0.8, 0.8, 0.8, 0.8, 0.9])
+    assert decoders.implausible_output(mixed, (640, 480), 0.5) is None
+    weak = candidates(PLAUSIBLE + [[0, 0, 1, 1]] * 5, [0.8] * 4 + [0.1] * 5)
+    assert decoders.implausible_output(weak, (640, 480), 0.5) is None
+    # Two real scores of exactly 1 are not saturation; class ids are checked only when known.
+    assert decoders.implausible_output(candidates(PLAUSIBLE[:2], [1.0, 1.0], [0, 500]),
+                                       (640, 480), 0.5) is None
+
+
+SHIPPED_DETECTORS = sorted(p.stem for p in MODELS.glob('*.yaml')
+                           if yaml.safe_load(p.read_text())['task'] == 'detection')
+
+
+@pytest.mark.parametrize('card', SHIPPED_DETECTORS)
+def test_implausible_output_quiet_on_shipped_models(card: str) -> None:
+    engine = InferenceEngine.from_card_file(MODELS / f'{card}.yaml', intra_op_threads=2)
+    for image in sorted(DATA.glob('*.jpg')):
+        result = engine.infer(cv2.imread(str(image)))
+        assert result.implausible is None, (image.name, result.implausible)

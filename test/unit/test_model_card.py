@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
 import pytest
 import yaml
 
@@ -231,3 +234,126 @@ def test_shipped_cards_match_their_models(card_path: Path) -> None:
     card = load_model_card(card_path)  # also verifies the sha256
     assert card.sha256 is not None, 'shipped models are pinned by hash'
     check_with_session(card_path)
+
+
+# Extra inputs (DETR-style orig_target_sizes). -------------------------------------------------
+
+def two_input_model(path: Path, size_type: int = TensorProto.INT64,
+                    size_shape: list[Any] | None = None) -> Path:
+    """A model taking images [batch, 3, 32, 32] and orig_target_sizes [batch, 2]; it returns
+    the sizes it was fed as float boxes [1, 4] (w, h, w, h) with labels and scores."""
+    nodes = [
+        helper.make_node('Cast', ['orig_target_sizes'], ['sizes_f'], to=TensorProto.FLOAT),
+        helper.make_node('Constant', [], ['repeats'],
+                         value=numpy_helper.from_array(np.array([1, 2], np.int64), 'repeats')),
+        helper.make_node('Tile', ['sizes_f', 'repeats'], ['boxes']),
+        helper.make_node('Constant', [], ['labels'],
+                         value=numpy_helper.from_array(np.array([0], np.int64), 'labels')),
+        helper.make_node('Constant', [], ['scores'],
+                         value=numpy_helper.from_array(np.array([0.9], np.float32), 'scores')),
+    ]
+    graph = helper.make_graph(
+        nodes, 'two_inputs',
+        [helper.make_tensor_value_info('images', TensorProto.FLOAT, ['batch', 3, 32, 32]),
+         helper.make_tensor_value_info('orig_target_sizes', size_type,
+                                       size_shape or ['batch', 2])],
+        [helper.make_tensor_value_info('labels', TensorProto.INT64, [1]),
+         helper.make_tensor_value_info('boxes', TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info('scores', TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def detr_card(model: Path, **changes: Any) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        'task': 'detection', 'file': str(model),
+        'input': {'name': 'images', 'width': 32, 'height': 32, 'color_order': 'RGB'},
+        'decoder': {'type': 'detr'}, 'labels': ['person'],
+        'extra_inputs': {'orig_target_sizes': 'input_size'},
+    }
+    card.update(changes)
+    return card
+
+
+@pytest.mark.parametrize('value,pattern', [
+    ('orig_size', r"'extra_inputs.orig_target_sizes' is 'orig_size', expected one of "
+                  r'source_size, input_size, \{value: source_size or input_size'),
+    ({'value': 'source_size', 'order': 'xy'}, r"'extra_inputs.orig_target_sizes.order' is "
+                                              r"'xy', expected one of wh, hw"),
+    ({'value': 'input_size', 'size': 2}, r'unknown key\(s\) extra_inputs.orig_target_sizes.size'),
+    ([320, 'x'], r"'extra_inputs.orig_target_sizes' is \[320, 'x'\], expected"),
+    (7, r"'extra_inputs.orig_target_sizes' is 7, expected"),
+])
+def test_extra_input_values_are_named(tmp_path: Path, value: Any, pattern: str) -> None:
+    model = two_input_model(tmp_path / 'm.onnx')
+    path = write(tmp_path, detr_card(model, extra_inputs={'orig_target_sizes': value}))
+    with pytest.raises(ModelCardError, match=pattern):
+        load_model_card(path)
+
+
+def test_extra_inputs_are_read_and_resolved_from_the_model(tmp_path: Path) -> None:
+    model = two_input_model(tmp_path / 'm.onnx', TensorProto.INT32)
+    extra = {'orig_target_sizes': {'value': 'input_size', 'order': 'hw'}}
+    card = load_model_card(write(tmp_path, detr_card(model, extra_inputs=extra)))
+    (spec,) = card.extra_inputs
+    assert (spec.name, spec.value, spec.order, spec.dtype) == ('orig_target_sizes',
+                                                               'input_size', 'hw', None)
+    assert spec.numbers((640, 480), (32, 16)) == (16, 32)
+    # input.name may be left out: the image is the one input the card does not feed otherwise.
+    data = detr_card(model, extra_inputs=extra)
+    del data['input']['name']
+    engine = InferenceEngine(load_model_card(write(tmp_path, data)))
+    assert engine.card.input.name == 'images'
+    (resolved,) = engine.card.extra_inputs
+    assert (resolved.dtype, resolved.shape) == ('int32', (1, 2))
+    literal = load_model_card(write(tmp_path, detr_card(
+        model, extra_inputs={'orig_target_sizes': [640, 480]})))
+    assert literal.extra_inputs[0].numbers((1, 1), (1, 1)) == (640.0, 480.0)
+
+
+@pytest.mark.parametrize('value,fed', [
+    ('source_size', [64, 48]), ({'value': 'source_size', 'order': 'hw'}, [48, 64]),
+    ('input_size', [32, 32]), ([7, 9.4], [7, 9])])
+def test_the_engine_feeds_extra_inputs(tmp_path: Path, value: Any, fed: list[int]) -> None:
+    model = two_input_model(tmp_path / 'm.onnx')
+    options = {'boxes_in': 'source'} if 'source_size' in str(value) else {}
+    card = detr_card(model, extra_inputs={'orig_target_sizes': value},
+                     decoder={'type': 'detr', 'options': options})
+    engine = InferenceEngine(load_model_card(write(tmp_path, card)))
+    frame = engine.prepare(np.zeros((48, 64, 3), np.uint8))
+    assert engine.run(frame).outputs['boxes'].tolist() == [fed * 2]
+
+
+@pytest.mark.parametrize('changes,pattern', [
+    ({'extra_inputs': None}, r"the model also takes input\(s\) \['orig_target_sizes'\] that "
+                             r'the card does not feed; declare each under extra_inputs, e.g. '
+                             r'"extra_inputs: \{orig_target_sizes: input_size\}"'),
+    ({'extra_inputs': {'orig_target_sizes': 'source_size', 'im_shape': 'input_size'}},
+     r"extra_inputs names \['im_shape'\], not inputs of the model \(its inputs: \['images', "
+     r"'orig_target_sizes'\]\)"),
+    ({'extra_inputs': {'orig_target_sizes': [1, 2, 3]}},
+     r"extra input 'orig_target_sizes' has shape \[\?, 2\]; the card feeds 3 number\(s\)"),
+    ({'extra_inputs': {'orig_target_sizes': 'source_size', 'images': 'input_size'}},
+     r"extra_inputs feeds 'images', the image input"),
+    ({'extra_inputs': {'orig_target_sizes': 'input_size'},
+      'decoder': {'type': 'detr', 'options': {'boxes_in': 'source'}}},
+     r'decoder option boxes_in: source, but no extra input feeds source_size'),
+    ({'extra_inputs': {'orig_target_sizes': 'source_size'}},
+     r"\['orig_target_sizes'\] feed source_size, so the boxes come in source pixels, but "
+     r'decoder .detr. reads them as input pixels; set decoder option boxes_in: source'),
+])
+def test_extra_inputs_contradicting_the_model(tmp_path: Path, changes: dict[str, Any],
+                                              pattern: str) -> None:
+    model = two_input_model(tmp_path / 'm.onnx')
+    card = {k: v for k, v in detr_card(model, **changes).items() if v is not None}
+    with pytest.raises(ModelCardError, match=pattern):
+        check_with_session(write(tmp_path, card))
+
+
+def test_extra_input_of_a_type_the_card_cannot_feed(tmp_path: Path) -> None:
+    model = two_input_model(tmp_path / 'm.onnx', TensorProto.STRING)
+    with pytest.raises(ModelCardError, match=r"'orig_target_sizes' is tensor\(string\); the "
+                                             r'card can feed tensor\(double\)'):
+        check_with_session(write(tmp_path, detr_card(model)))

@@ -8,10 +8,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
 import onnxruntime as ort
 import pytest
+import yaml
 
+from ros_onnx_vision.cli import infer
 from ros_onnx_vision.cli.infer import main
+from ros_onnx_vision.inference.engine import InferenceEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / 'models'
@@ -121,3 +126,34 @@ def test_bad_card_and_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert code == 2 and "'file' is 'missing.onnx'" in err
     code, _, err = run(capsys, '--model', NANODET)  # no files
     assert code == 2 and 'usage:' in err
+
+
+def test_implausible_frames_warn_and_all_implausible_exits_1(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card whose decoder misreads every frame (here: class ids far beyond the labels) says
+    so per frame and exits 1; the start-up self-check, which would catch it first, is skipped."""
+    rows = np.array([[[10, 10, 60, 90, 0.9, 500]]], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node('Constant', [], ['rows'], value=numpy_helper.from_array(rows, 'r'))],
+        'constant', [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info('rows', TensorProto.FLOAT, [1, 1, 6])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / 'm.onnx'))
+    card = tmp_path / 'card.yaml'
+    card.write_text(yaml.safe_dump({
+        'task': 'detection', 'file': 'm.onnx', 'input': {'width': 64, 'height': 64},
+        'decoder': {'type': 'boxes_xyxy'}, 'labels': ['person']}))
+
+    class Skipped:
+        elapsed_ms = 0.0
+        message = 'skipped'
+
+    monkeypatch.setattr(infer, 'open_checked_engine',
+                        lambda card, warn, **kwargs: (InferenceEngine(card, **kwargs), Skipped()))
+    code, records, err = run(capsys, '--model', str(card), str(DATA / 'dog.jpg'),
+                             str(DATA / 'person.jpg'))
+    assert code == 1
+    assert all('class ids [500] are outside 0..0' in r['implausible'] for r in records)
+    assert err.count('warning: ') == 2 and 'error: 2 of 2 frame(s)' in err

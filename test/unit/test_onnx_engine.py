@@ -180,12 +180,13 @@ def test_automatic_threads_leave_a_cpu_to_the_other_nodes() -> None:
     assert threads_beside_other_work() >= 1
 
 
-def test_warm_up_runs_the_session_without_recording_a_frame() -> None:
+def test_the_self_check_warms_up_without_recording_a_frame() -> None:
+    from ros_onnx_vision.inference.self_check import CHECK_RUNS, self_check
     engine = InferenceEngine(load_model_card(NANODET_CARD), providers=['cpu'],
                              intra_op_threads=1)
-    assert engine.warm_up() > 0 and engine.timings.count == 0
-    digits = InferenceEngine(load_model_card(ROOT / 'models' / 'mnist_digits_cnn.yaml'))
-    assert digits.warm_up(runs=1) > 0  # NCHW, one channel
+    report = self_check(engine)
+    assert report.passed and report.elapsed_ms > 0 and CHECK_RUNS >= 2
+    assert engine.timings.count == 0
 
 
 def test_the_three_stages_give_the_result_of_infer(engine: InferenceEngine) -> None:
