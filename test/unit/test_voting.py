@@ -125,7 +125,36 @@ def test_default_fps_is_used_until_measured():
     voter = LabelVoter(default_fps=30)
     assert voter.update(0.0, 'cat', 0.9).n == 15
     states = feed(voter, stamps(10, 10)[1:], ['cat'] * 9)
-    assert first_confirmed(states) + 1 == 5  # measured 10 fps takes over on frame 2
+    # One interval is no measurement yet (it could be a stall): measured 10 fps takes over on
+    # frame 3, from two intervals.
+    assert [s.n for s in states[:2]] == [15, 5]
+    assert first_confirmed(states) + 1 == 5
+
+
+# Frame 1, a 0.34 s stall (a loaded machine at the start of the stream), then 10 Hz.
+STALLED_START = [0.0] + [0.34 + i / 10 for i in range(15)]
+
+
+def test_a_stall_as_the_first_interval_does_not_shrink_n():
+    voter = LabelVoter()
+    states = feed(voter, STALLED_START, ['cat'] * len(STALLED_START))
+    # From that one interval alone, 2.9 fps would give N = 1 and confirm frame 2.
+    assert states[1].fps == pytest.approx(1 / 0.34) and states[1].n is None
+    assert states[2].n == 5 and first_confirmed(states) == 5
+    # A one-frame false positive on frame 2 of such a stream is never confirmed either.
+    voter = LabelVoter()
+    states = feed(voter, STALLED_START, [None, 'dog'] + [None] * 14)
+    assert all(s.label is None for s in states)
+
+
+@pytest.mark.parametrize('interval, confirmed', [(0.5, True), (0.47, True), (0.4, False)])
+def test_a_single_interval_confirms_only_when_it_spans_the_window(interval, confirmed):
+    voter = LabelVoter()  # window 0.5 s: one interval of ~0.5 s or more is N = 1 at any rate
+    states = feed(voter, [100.0, 100.0 + interval], ['cat', 'cat'])
+    assert (states[1].label == 'cat') is confirmed and states[1].m == 1
+    # Both frames must agree: a single one never confirms, not even where N is 1.
+    voter = LabelVoter()
+    assert feed(voter, [100.0, 100.0 + interval], [None, 'cat'])[1].label is None
 
 
 def test_single_outlier_neither_confirms_nor_releases():
@@ -337,6 +366,12 @@ def test_people_crossing_keep_their_ids():
     assert all(set(h) == {'1', '2'} for h in history[14:])
     assert all(h['1'][2] - h['1'][0] == 40 and h['2'][2] - h['2'][0] == 60 for h in history[14:])
     assert len(tracker.tracks) == 2
+
+
+def test_a_stall_as_the_first_interval_confirms_no_track_early():
+    tracker = DetectionTracker()
+    outputs = [tracker.update(t, [person(100, 100, 50, 100)]) for t in STALLED_START]
+    assert [len(out) for out in outputs[:4]] == [0] * 4 and outputs[4][0].id == '1'
 
 
 def test_box_seen_in_one_frame_only_is_never_published():
