@@ -72,6 +72,7 @@ class Scores:
     id_switches: int = 0
     count_changes: int = 0
     truth_tracks: int = 0  # labelled ids seen in the scored frames
+    max_track_switches: int = 0  # the most id switches of any one labelled person
 
     @property
     def fn(self) -> int:
@@ -95,6 +96,7 @@ def score_frames(truth: Sequence[LabelledFrame], outputs: Sequence[Sequence[Dete
     """Score outputs[i] against truth[i], frame by frame in order (see the module docstring)."""
     scores = Scores()
     last_id: dict[int, str] = {}  # labelled id -> output id it was last matched to
+    switches: dict[int, int] = {}
     seen: set[int] = set()
     previous_count: int | None = None
     for frame, dets in zip(truth, outputs, strict=True):
@@ -128,8 +130,10 @@ def score_frames(truth: Sequence[LabelledFrame], outputs: Sequence[Sequence[Dete
                 gid, tid = frame.ids[t], dets[k].track_id
                 if gid in last_id and last_id[gid] != tid:
                     scores.id_switches += 1
+                    switches[gid] = switches.get(gid, 0) + 1
                 last_id[gid] = tid
     scores.truth_tracks = len(seen)
+    scores.max_track_switches = max(switches.values(), default=0)
     return scores
 
 
@@ -236,5 +240,6 @@ def summarise(runs: Sequence[Mapping[str, Scores]]) -> dict[str, dict[str, Any]]
             'count_changes': max(s.count_changes for s in items),
             'id_switches': max(s.id_switches for s in items),
             'truth_tracks': max(s.truth_tracks for s in items),
+            'max_track_switches': max(s.max_track_switches for s in items),
             'frames': (min(s.frames for s in items), max(s.frames for s in items))}
     return out

@@ -23,7 +23,13 @@ from ros_onnx_vision.smoothing.rate import check_finite, check_positive, RateVot
 _MAX_SIZE_RATIO = 1.6
 # Weight of the newest measured velocity in the track's velocity (exponential average): one
 # noisy frame (a shaking camera) must not throw the prediction far.
-_VELOCITY_GAIN = 0.5
+_VELOCITY_GAIN = 0.2
+# A missed track whose predicted box is covered this much by one detection is taken as
+# hidden behind that person.
+_HIDDEN_COVER = 0.5
+# A largest x2 (y2) that recurs within this many pixels on this many frames is the border.
+_BORDER_TOLERANCE = 0.01
+_BORDER_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -175,11 +181,11 @@ def associate(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Boxes
               ) / 2 / size[:, None, :]
     distance = np.hypot(offset[..., 0], offset[..., 1])
     ratio = np.maximum(det_size[None] / size[:, None], size[:, None] / det_size[None]).max(-1)
-    near = (distance <= max_distance) & (ratio <= _MAX_SIZE_RATIO)
+    near = (distance <= max_distance) & (ratio <= _MAX_SIZE_RATIO) & (max_distance > 0)
     same_class = np.asarray(track_classes, dtype=object)[:, None] == \
         np.asarray(det_classes, dtype=object)[None, :]
     allowed = same_class & ((iou >= min_iou) | near)
-    closeness = np.clip(1 - distance / max_distance, 0, None)
+    closeness = np.clip(1 - distance / max_distance, 0, None) if max_distance > 0 else 0.0
     # Allowed pairs weigh > 0, forbidden ones 0: the optimum over all pairs is the optimum
     # over allowed ones, and pairs it puts on forbidden cells are just "unmatched".
     weight = np.where(allowed, iou + closeness + 1e-6, 0.0)
@@ -233,9 +239,10 @@ class DetectionTracker(RateVoting):
         self._tracks: list[_TrackState] = []
         self._next_id = 1
         self._stamp = 0.0  # of the latest vote
-        # Largest x2, y2 of any detection: the picture's size as far as the boxes tell (the
-        # decoders clip boxes to the picture).
+        # Largest x2, y2 of any detection and on how many frames it recurred: the decoders
+        # clip boxes to the picture, so a recurring maximum is its right or bottom border.
         self._extent = np.zeros(2)
+        self._extent_hits = np.zeros(2, dtype=int)
 
     @property
     def slack(self) -> int | None:
@@ -273,8 +280,7 @@ class DetectionTracker(RateVoting):
             self._tracks.clear()
         self._stamp = stamp
         detections = [d for d in detections if d.score >= self.min_score]
-        for det in detections:
-            self._extent = np.maximum(self._extent, det.box[2:])
+        self._update_extent(detections)
         horizon = self._horizon_s()
         predicted = np.array([t.predict(stamp, horizon) for t in self._tracks],
                              dtype=float).reshape(-1, 4)
@@ -326,13 +332,39 @@ class DetectionTracker(RateVoting):
                         sum(track.seen) >= max(2, n):
                     track.ever_confirmed = True
             track.published = track.ever_confirmed and coast is not None and \
-                track.misses <= coast and not (track.misses and self._leaving(track, stamp))
+                track.misses <= coast and not (track.misses and (
+                    self._leaving(track, stamp) or self._hidden(track, stamp, detections)))
         self._tracks = kept
 
+    def _update_extent(self, detections: Sequence[Detection]) -> None:
+        ends = np.array([d.box[2:] for d in detections], dtype=float).reshape(-1, 2)
+        if not len(ends):
+            return
+        top = ends.max(axis=0)
+        recurred = np.abs(ends - self._extent).min(axis=0) <= _BORDER_TOLERANCE
+        grew = top > self._extent + _BORDER_TOLERANCE
+        self._extent_hits = np.where(grew, 1, self._extent_hits + recurred)
+        self._extent = np.where(grew, top, self._extent)
+
     def _leaving(self, track: _TrackState, stamp: float) -> bool:
-        """Whether the predicted box crosses the picture's border: the person walked out."""
+        """Whether the predicted box crosses a border of the picture: the person walked out."""
         box = track.predict(stamp, self._horizon_s())
-        return bool(box[0] < 0 or box[1] < 0 or np.any(box[2:] > self._extent))
+        known = self._extent_hits >= _BORDER_FRAMES
+        return bool(box[0] < 0 or box[1] < 0 or np.any(known & (box[2:] > self._extent)))
+
+    def _hidden(self, track: _TrackState, stamp: float,
+                detections: Sequence[Detection]) -> bool:
+        """Whether a detection of its class covers most of the predicted box: the person is
+        behind someone, and a fully occluded person is not there to act on."""
+        det_boxes = np.array([d.box for d in detections if d.label == track.label],
+                             dtype=float).reshape(-1, 4)
+        if not len(det_boxes):
+            return False
+        box = track.predict(stamp, self._horizon_s())
+        size = np.clip(np.minimum(det_boxes[:, 2:], box[2:]) - np.maximum(det_boxes[:, :2],
+                                                                           box[:2]), 0, None)
+        area = max(float(np.prod(box[2:] - box[:2])), 1e-6)
+        return bool((size.prod(axis=1) / area).max() >= _HIDDEN_COVER)
 
     def _horizon_s(self) -> float:
         """How far ahead boxes are predicted: the coast gap (one frame more), in seconds."""
