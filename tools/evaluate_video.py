@@ -40,7 +40,7 @@ def scenario_table(labels: Path, infer: Path) -> tuple[str, list[dict]]:
     if len(detections) != len(truth):
         raise ValueError(f'{infer} has {len(detections)} frames, {labels} {len(truth)}')
     lines = ['| camera, processed | scored frames | raw R / P | confirmed R / P | '
-             'count changes raw / confirmed | id switches (labelled tracks) |',
+             'count changes raw / confirmed | id switches, most for one person (people) |',
              '|---|---|---|---|---|---|']
     rows = []
     for scenario in SCENARIOS:
@@ -53,7 +53,8 @@ def scenario_table(labels: Path, infer: Path) -> tuple[str, list[dict]]:
             f'{_span(raw["recall"])} / {_span(raw["precision"])} | '
             f'{_span(confirmed["recall"])} / {_span(confirmed["precision"])} | '
             f'{raw["count_changes"]} / {confirmed["count_changes"]} | '
-            f'{confirmed["id_switches"]} ({confirmed["truth_tracks"]}) |')
+            f'{confirmed["id_switches"]}, {confirmed["max_track_switches"]} '
+            f'({confirmed["truth_tracks"]}) |')
     return '\n'.join(lines), rows
 
 
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f'scored frames {raw.frames}: raw R {raw.recall:.3f} P {raw.precision:.3f} '
               f'count changes {raw.count_changes} | confirmed R {confirmed.recall:.3f} '
               f'P {confirmed.precision:.3f} count changes {confirmed.count_changes} '
-              f'id switches {confirmed.id_switches} ({confirmed.truth_tracks} labelled tracks)')
+              f'id switches {confirmed.id_switches}, at most {confirmed.max_track_switches} for '
+              f'one of {confirmed.truth_tracks} labelled people')
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
