@@ -1,7 +1,7 @@
 """Raw vs confirmed detections on labelled video: recall, precision, count changes, id switches.
 
     tools/evaluate_video.py score --labels labels.json --infer raw.jsonl [--json OUT]
-    tools/evaluate_video.py score --labels labels.json --results output/human_detection/results.jsonl
+    tools/evaluate_video.py score --labels labels.json --results DEMO_DIR/results.jsonl
     tools/evaluate_video.py shake --labels labels.json --frames DIR --output DIR [--seed S]
 
 `score --infer` replays the detections of `python -m ros_onnx_vision infer FRAMES...` (one JSON
