@@ -200,8 +200,9 @@ class DetectionTracker(RateVoting):
     Each track predicts its box at the frame's stamp (its latest detection moved on at its
     velocity, an exponential average of the measured ones). Detections are associated with
     the predicted boxes by an optimal assignment (:func:`associate`: IoU >= min_iou or centre
-    within max_distance box sizes, classes never mixed), confirmed tracks first, then the
-    tentative ones; with motion compensation the median shift of the confirmed tracks' matches
+    within max_distance box sizes, classes never mixed) in a cascade: confirmed tracks matched
+    on the previous frame first, then the missed confirmed ones, then the tentative ones; with
+    motion compensation the median shift of the confirmed tracks' matches
     (a moving camera) is applied to every prediction first. A new track is tentative; it is
     confirmed on a frame where it is matched and was matched in at least N (and at least 2) of
     its last N + slack frames; it is dropped after more than slack consecutive misses. A
@@ -284,19 +285,36 @@ class DetectionTracker(RateVoting):
         horizon = self._horizon_s()
         predicted = np.array([t.predict(stamp, horizon) for t in self._tracks],
                              dtype=float).reshape(-1, 4)
-        old = [i for i, t in enumerate(self._tracks) if t.ever_confirmed]
-        pairs = self._associate(old, predicted, detections, range(len(detections)))
+        # Matching cascade: confirmed tracks matched on the previous frame, then confirmed
+        # ones missed (coasting or unpublished), then tentative ones. Where two people cross
+        # and one is hidden, the track that followed the visible one keeps it and the hidden
+        # one's track takes the person re-appearing beside it, instead of an optimum over both
+        # that trades one close pair for two loose ones (an identity swap).
+        levels = [[i for i, t in enumerate(self._tracks) if t.ever_confirmed and not t.misses],
+                  [i for i, t in enumerate(self._tracks) if t.ever_confirmed and t.misses],
+                  [i for i, t in enumerate(self._tracks) if not t.ever_confirmed]]
+        # Camera motion from the tracks seen on the previous frame only: a coasting track's
+        # loose match (a person stepping out from behind another) is no measure of it.
+        pairs = self._cascade(levels[:1], predicted, detections)
         if self.motion_compensation and pairs:
             shift = np.median([(np.asarray(detections[d].box) - predicted[t]).reshape(2, 2)
                                .mean(0) for t, d in pairs], axis=0)
             predicted = predicted + np.tile(shift, 2)
-            pairs = self._associate(old, predicted, detections, range(len(detections)))
-        used = {d for _, d in pairs}
-        new = [i for i, t in enumerate(self._tracks) if not t.ever_confirmed]
-        pairs += self._associate(new, predicted, detections,
-                                 [d for d in range(len(detections)) if d not in used])
+        pairs = self._cascade(levels, predicted, detections)
         self._apply(stamp, detections, dict(pairs))
         return self.confirmed
+
+    def _cascade(self, levels: Sequence[Sequence[int]], predicted: np.ndarray,
+                 detections: Sequence[Detection]) -> list[tuple[int, int]]:
+        """Associate each level of tracks in turn with the detections the former left."""
+        pairs: list[tuple[int, int]] = []
+        free = list(range(len(detections)))
+        for level in levels:
+            if level and free:
+                pairs += self._associate(level, predicted, detections, free)
+                used = {d for _, d in pairs}
+                free = [d for d in free if d not in used]
+        return pairs
 
     def _associate(self, track_indices: Sequence[int], predicted: np.ndarray,
                    detections: Sequence[Detection],

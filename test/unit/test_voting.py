@@ -560,3 +560,25 @@ def test_association_survives_camera_shake(amplitude):
     assert all(not c.predicted for out in shaken for c in out)
     if amplitude == 20:
         assert iou_ids != {'1', '2'}  # IoU alone loses them and starts over
+
+
+def test_person_stepping_out_from_behind_a_crossing_one_keeps_its_id():
+    # TUD-Stadtmitte, frames 54-64: a narrow box (B, standing) is hidden while a wider one (A,
+    # walking right) passes in front, the detector giving one box for both, which A's track
+    # follows. B steps out at A's left, far from B's prediction: A's track must keep the close
+    # box and B's take B, not both trade for two looser pairs with more total similarity.
+    def walker(i):
+        return Detection('person', 0.9, (100 + 3 * i, 90, 160 + 3 * i, 290))
+
+    frames = [[walker(i), Detection('person', 0.9, (200, 98, 240, 272))] for i in range(15)]
+    frames += [[Detection('person', 0.9, (100 + 3 * i, 95, 172 + 3 * i, 288))]
+               for i in range(15, 23)]  # one box for both
+    frames += [[walker(i), Detection('person', 0.9, (150 - 3 * (i - 23), 98,
+                                                     195 - 3 * (i - 23), 272))]
+               for i in range(23, 33)]
+    tracker = DetectionTracker()
+    outputs = [tracker.update(t, f) for t, f in zip(stamps(25, len(frames)), frames)]
+    assert {c.id for c in outputs[14]} == {'1', '2'}
+    for out in outputs[23:]:
+        boxes = {c.id: c.box for c in out}
+        assert boxes['1'][2] - boxes['1'][0] == 60 and boxes['2'][2] - boxes['2'][0] == 45
