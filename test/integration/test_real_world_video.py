@@ -57,19 +57,19 @@ def check(runs: list[dict[str, Scores]], *, recall_ratio: float, precision_loss:
         assert confirmed.max_track_switches <= switches, figures
 
 
-# Measured (issue 20, docs/voting.md): confirmed recall 0.88-0.95 of raw, precision 0.971-0.991
-# against raw 0.987-0.996 (static camera), 0.957-0.976 against 0.982-0.996 (shaken); the
-# issue's target (precision >= raw, recall >= 0.95 raw) is not reached everywhere: a person's
-# first 0.5 s after (re)appearing is never confirmed.
+# Measured (issue 20, docs/voting.md): confirmed recall 0.88-0.94 of raw, precision at most
+# 0.020 below raw (static camera), 0.026 (shaken); at most one id switch per person (two on the
+# shaken copy). The issue's target (precision >= raw, recall >= 0.95 raw) is not reached
+# everywhere: a person's first 0.5 s after (re)appearing is never confirmed.
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
 def test_confirmed_detections_on_the_dev_video(sequences, scenario):
     fps, truth, detections = sequences['tud']
-    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.02,
-          switches=3)
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.021,
+          switches=1)
 
 
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
 def test_confirmed_detections_under_camera_shake(sequences, scenario):
     fps, truth, detections = sequences['shaky']
-    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.04,
-          switches=3)
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.03,
+          switches=2)
