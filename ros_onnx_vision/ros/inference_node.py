@@ -58,7 +58,7 @@ from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPub
 from ros_onnx_vision.ros.parameters import INFERENCE_NODE
 
 STATS_PERIOD = 10.0
-EXIT_LINGER_S = 1.0  # after a failed autostart: the ERROR reaches /diagnostics before exit
+EXIT_LINGER_S = 5.0  # at most, after a failed autostart: the ERROR reaches /diagnostics
 ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped-frame error
 LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
                         'digit_roi'}
@@ -180,6 +180,7 @@ class InferenceNode(LifecycleNode):
         self._qos_mismatch = QosMismatch()
         self._self_check = ''  # the last self-check's line
         self._configure_error = ''  # why the last configure failed, for /diagnostics
+        self._exit_heard = 0  # ERRORs published to a matched /diagnostics listener
         self._monitor = InferenceMonitor(self.get_name())
         self._diagnostics = DiagnosticsPublisher(self, self.params['diagnostics_period'],
                                                  self._report)
@@ -188,8 +189,9 @@ class InferenceNode(LifecycleNode):
                     self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 self.get_logger().fatal('autostart failed (see above); exiting')
                 self.exit_code = 1
-                # One more ERROR on /diagnostics for listeners that match late, then exit.
-                self._exit_timer = self.create_timer(EXIT_LINGER_S, self._exit)
+                # The ERROR on /diagnostics reaches listeners that match late before the exit.
+                self._exit_deadline = time.monotonic() + EXIT_LINGER_S
+                self._exit_timer = self.create_timer(0.5, self._exit)
 
     # --- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -431,8 +433,12 @@ class InferenceNode(LifecycleNode):
             configure_error=self._configure_error))]
 
     def _exit(self) -> None:
+        """After a failed autostart: publish the ERROR until a listener has had it twice (or
+        EXIT_LINGER_S passed), then end the process."""
         self._diagnostics.publish()
-        self.finished = True
+        if self._diagnostics.publisher.get_subscription_count() > 0:
+            self._exit_heard += 1
+        self.finished = self._exit_heard >= 2 or time.monotonic() > self._exit_deadline
 
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary())
