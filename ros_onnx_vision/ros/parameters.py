@@ -178,7 +178,8 @@ SMOOTHING_NODE = (
                   'frames confirm a result', low=0.001, high=60.0),
     ParameterSpec('release_frames', 0,
                   'M: consecutive disagreeing or empty frames that release a confirmed result '
-                  '(0 = N)', low=0, high=100_000),
+                  '(0 = N // 2 for labels, N for detection tracks, which are published at their '
+                  'predicted box for the first N // 2 of them only)', low=0, high=100_000),
     ParameterSpec('min_score', 0.0, 'Results below this score count as no result',
                   low=0.0, high=1.0),
     ParameterSpec('timeout', 1.0,
@@ -188,7 +189,9 @@ SMOOTHING_NODE = (
                   'Seconds of header stamps used to estimate the frame rate', low=0.05,
                   high=600.0,
                   read_only=True),
-    ParameterSpec('min_iou', 0.3, 'Detections: minimum IoU to associate a box with a track',
+    ParameterSpec('min_iou', 0.3,
+                  'Detections: minimum IoU between a box and a track\'s predicted box to '
+                  'associate them (a centre within 1.5 box sizes also does)',
                   low=0.01, high=1.0),
     ParameterSpec('box_smoothing', 0.0,
                   'Detections: exponential smoothing of confirmed boxes (0 = off, towards 1 = '

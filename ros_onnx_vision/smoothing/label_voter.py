@@ -1,4 +1,4 @@
-"""Confirming a classification label: N consecutive agreeing frames, M misses release it.
+"""Confirming a classification label: N consecutive agreeing frames, N // 2 misses release it.
 
 The voter sees only the best hypothesis of each frame; the rate bookkeeping is shared with the
 tracker in :mod:`ros_onnx_vision.smoothing.rate`. No ROS imports.
@@ -34,12 +34,14 @@ class LabelVoter(RateVoting):
     A frame votes for its label when score >= min_score, otherwise it is "no result". Nothing
     is confirmed before the rate is known (second frame, unless default_fps is given), and a
     confirmation on frame k always has k agreeing frames, counting from the first. A confirmed
-    label is released after M consecutive frames that disagree or have no result, or after
-    timeout_s without input. A different label with N consecutive frames replaces the
-    confirmed one directly; it counts as misses meanwhile, so with M < N the old label is
-    released at frame M and the new one confirmed at frame N (no label in between), with
-    M >= N the switch happens at frame N without a gap. Duplicate and backward stamps are not
-    votes; a clock restart releases everything.
+    label is released after M consecutive frames that disagree or have no result (M =
+    release_frames, else N // 2 and at least 2: the label shown is gone within half a window,
+    a single outlier frame never releases it), or after timeout_s without input. A different
+    label with N consecutive frames replaces the confirmed one directly; it counts as misses
+    meanwhile, so with M < N (the default) the old label is released at frame M and the new
+    one confirmed at frame N (no label in between), with M >= N the switch happens at frame N
+    without a gap. Duplicate and backward stamps are not votes; a clock restart releases
+    everything.
     """
 
     def __init__(self, *, window_s: float = 0.5, release_frames: int | None = None,
@@ -115,6 +117,15 @@ class LabelVoter(RateVoting):
         """One line for logging when it changes."""
         score = '' if self._score is None else f' score={self._score:.2f}'
         return f'label={self._label}{score} {self._counters()}'
+
+    @property
+    def m(self) -> int | None:
+        """Consecutive disagreeing frames that release the label: release_frames, else N // 2
+        (at least 2, so that one outlier frame never releases; 1 when N is 1)."""
+        n = self.n
+        if self.release_frames is not None or n is None:
+            return self.release_frames
+        return max(min(2, n), n // 2)
 
     def _release(self) -> None:
         self._label = self._score = self._candidate = None

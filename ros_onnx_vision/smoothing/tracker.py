@@ -1,9 +1,10 @@
-"""Confirming detections: class-aware IoU tracking with N-frame confirmation and stable ids.
+"""Confirming detections: class-aware tracking with "N of the last N + slack" confirmation.
 
-Detections are associated with tracks by an optimal assignment (maximum total IoU); a track
-is published only once confirmed, with an id that never changes or repeats. The rate
-bookkeeping is shared with the label voter in :mod:`ros_onnx_vision.smoothing.rate`.
-No ROS imports.
+Detections are associated with the tracks' predicted boxes by an optimal assignment; a track
+is published only once confirmed, with an id that never changes or repeats, and only while it
+is seen or was missed for a short gap. The rule, as users can check it against the output, is
+in :class:`DetectionTracker` and docs/voting.md. The rate bookkeeping is shared with the label
+voter in :mod:`ros_onnx_vision.smoothing.rate`. No ROS imports.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ from ros_onnx_vision.geometry import Box, Boxes, iou_matrix
 from ros_onnx_vision.results import Detection, Result
 from ros_onnx_vision.smoothing.rate import check_finite, check_positive, RateVoting
 
+# Box width and height may differ by at most this factor between a track and its detection
+# when they are associated on centre distance (IoU below min_iou).
+_MAX_SIZE_RATIO = 1.6
+# Weight of the newest measured velocity in the track's velocity (exponential average): one
+# noisy frame (a shaking camera) must not throw the prediction far.
+_VELOCITY_GAIN = 0.2
+# A missed track whose predicted box is covered this much by one detection is taken as
+# hidden behind that person.
+_HIDDEN_COVER = 0.5
+# A largest x2 (y2) that recurs within this many pixels on this many frames is the border.
+_BORDER_TOLERANCE = 0.01
+_BORDER_FRAMES = 2
+
 
 @dataclass(frozen=True)
 class Track:
@@ -25,10 +39,11 @@ class Track:
     id: str  # noqa: A003 (same name as vision_msgs Detection2D.id)
     label: str
     score: float  # score of the latest matched detection
-    box: Box  # smoothed box when smoothing > 0
+    box: Box  # this frame's detection (smoothed when smoothing > 0), else the predicted box
     hits: int  # frames matched since creation
     misses: int  # consecutive frames without a match
-    confirmed: bool
+    confirmed: bool  # published now: confirmed once, and seen or missed for <= the coast gap
+    predicted: bool = False  # box is a constant-velocity prediction (missed this frame)
 
     def as_detection(self) -> Detection:
         """The track as a result: its box, label and score, with its id as track_id."""
@@ -38,20 +53,49 @@ class Track:
 class _TrackState:
     """Mutable per-track bookkeeping behind the Track snapshots."""
 
-    def __init__(self, track_id: str, detection: Detection) -> None:
+    def __init__(self, track_id: str, detection: Detection, stamp: float) -> None:
         self.id = track_id
         self.label = detection.label
         self.score = float(detection.score)
-        self.raw_box = np.asarray(detection.box, dtype=float)  # associated on, never smoothed
-        self.box = self.raw_box.copy()
+        self.raw_box = np.asarray(detection.box, dtype=float)  # latest detection, unsmoothed
+        self.box = self.raw_box.copy()  # published box while matched
+        self.stamp = stamp  # of the latest match
+        self.velocity = np.zeros(2)  # box centre, pixels per second
+        self.seen = [True]  # matched or not, per frame, latest last (N + slack at most)
         self.hits = 1
         self.misses = 0
-        self.confirmed = False
+        self.ever_confirmed = False
+        self.published = False
 
-    def snapshot(self) -> Track:
-        x1, y1, x2, y2 = (float(v) for v in self.box)
-        return Track(self.id, self.label, self.score, (x1, y1, x2, y2),
-                     self.hits, self.misses, self.confirmed)
+    def predict(self, stamp: float, horizon_s: float) -> np.ndarray:
+        """The latest detection moved on at the track's velocity (for at most horizon_s)."""
+        dt = min(max(stamp - self.stamp, 0.0), horizon_s)
+        return self.raw_box + np.tile(self.velocity * dt, 2)
+
+    def matched(self, detection: Detection, stamp: float, smoothing: float) -> None:
+        box = np.asarray(detection.box, dtype=float)
+        dt = stamp - self.stamp
+        if dt > 0:
+            centre_shift = (box[:2] + box[2:] - self.raw_box[:2] - self.raw_box[2:]) / 2
+            self.velocity += _VELOCITY_GAIN * (centre_shift / dt - self.velocity)
+        if self.misses:  # re-found: start smoothing afresh rather than from a stale box
+            self.box = box.copy()
+        self.raw_box, self.stamp = box, stamp
+        self.box = smoothing * self.box + (1 - smoothing) * box
+        self.score = float(detection.score)
+        self.hits += 1
+        self.misses = 0
+        self.seen.append(True)
+
+    def missed(self) -> None:
+        self.misses += 1
+        self.seen.append(False)
+
+    def snapshot(self, stamp: float, horizon_s: float) -> Track:
+        box = self.box if not self.misses else self.predict(stamp, horizon_s)
+        x1, y1, x2, y2 = (float(v) for v in box)
+        return Track(self.id, self.label, self.score, (x1, y1, x2, y2), self.hits, self.misses,
+                     self.published, bool(self.misses))
 
 
 def hungarian(cost: np.ndarray) -> list[tuple[int, int]]:
@@ -115,27 +159,79 @@ def match_boxes(track_boxes: Boxes, track_classes: Sequence[str],
     return [(t, d) for t, d in hungarian(-weight) if weight[t, d] > 0]
 
 
-class DetectionTracker(RateVoting):
-    """Confirm detections after N consecutive frames by class-aware IoU tracking.
+def associate(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Boxes,
+              det_classes: Sequence[str], min_iou: float,
+              max_distance: float) -> list[tuple[int, int]]:
+    """Pairs (track, detection) of equal class maximising the total similarity.
 
-    Tracks are associated with an optimal assignment (maximum total IoU, min_iou threshold,
-    classes never mixed). A new track is tentative; it is confirmed after N consecutive hits
-    and dropped at its first miss before that. A confirmed track keeps its id and last box
-    while missed and is deleted after M consecutive misses. smoothing is the weight of the
-    previous box in an exponential moving average of the published box (0 = off); association
-    always uses the raw latest box so smoothing lag never breaks matching. Ids are increasing
-    integers as strings, never reused. A timeout without input or a clock restart deletes all.
+    A pair may match when its IoU >= min_iou, or when the detection's centre lies within
+    max_distance of the track box's centre, measured in track box widths and heights
+    (sqrt((dx / w)^2 + (dy / h)^2)), with width and height within a factor 1.6: a shaking
+    camera or a fast person moves a box further than IoU tolerates, not its size. Similarity
+    = IoU + (1 - distance / max_distance), so the closest, most overlapping pairs win.
+    """
+    tracks = np.asarray(track_boxes, dtype=float).reshape(-1, 4)
+    dets = np.asarray(det_boxes, dtype=float).reshape(-1, 4)
+    if not len(tracks) or not len(dets):
+        return []
+    iou = iou_matrix(tracks, dets)
+    size = np.clip(tracks[:, 2:] - tracks[:, :2], 1e-6, None)
+    det_size = np.clip(dets[:, 2:] - dets[:, :2], 1e-6, None)
+    offset = ((dets[None, :, :2] + dets[None, :, 2:]) - (tracks[:, None, :2] + tracks[:, None, 2:])
+              ) / 2 / size[:, None, :]
+    distance = np.hypot(offset[..., 0], offset[..., 1])
+    ratio = np.maximum(det_size[None] / size[:, None], size[:, None] / det_size[None]).max(-1)
+    near = (distance <= max_distance) & (ratio <= _MAX_SIZE_RATIO) & (max_distance > 0)
+    same_class = np.asarray(track_classes, dtype=object)[:, None] == \
+        np.asarray(det_classes, dtype=object)[None, :]
+    allowed = same_class & ((iou >= min_iou) | near)
+    closeness = np.clip(1 - distance / max_distance, 0, None) if max_distance > 0 else 0.0
+    # Allowed pairs weigh > 0, forbidden ones 0: the optimum over all pairs is the optimum
+    # over allowed ones, and pairs it puts on forbidden cells are just "unmatched".
+    weight = np.where(allowed, iou + closeness + 1e-6, 0.0)
+    return [(t, d) for t, d in hungarian(-weight) if weight[t, d] > 0]
+
+
+class DetectionTracker(RateVoting):
+    """Confirm detections seen in N of the last N + slack frames, by class-aware tracking.
+
+    N = FPS x window_s, slack = ceil(N / 4), coast gap G = N // 2 (coast_frames when given),
+    M = release_frames, else N; all in processed frames, so they follow the measured rate.
+    Each track predicts its box at the frame's stamp (its latest detection moved on at its
+    velocity, an exponential average of the measured ones). Detections are associated with
+    the predicted boxes by an optimal assignment (:func:`associate`: IoU >= min_iou or centre
+    within max_distance box sizes, classes never mixed) in a cascade: confirmed tracks matched
+    on the previous frame first, then the missed confirmed ones, then the tentative ones; with
+    motion compensation the median shift of the confirmed tracks' matches
+    (a moving camera) is applied to every prediction first. A new track is tentative; it is
+    confirmed on a frame where it is matched and was matched in at least N (and at least 2) of
+    its last N + slack frames; it is dropped after more than slack consecutive misses. A
+    confirmed track is published with this frame's detection box when matched (exponentially
+    smoothed when smoothing > 0), with its predicted box for the first G consecutive misses,
+    then not at all; it keeps its id while unpublished and is published again at once when it
+    is matched before M consecutive misses, else deleted. Ids are increasing integers as
+    strings, never reused. A timeout without input or a clock restart deletes all.
     """
 
     def __init__(self, *, window_s: float = 0.5, release_frames: int | None = None,
-                 min_iou: float = 0.3, smoothing: float = 0.0, min_score: float = 0.0,
-                 timeout_s: float = 1.0, rate_window_s: float = 2.0,
+                 min_iou: float = 0.3, max_distance: float = 1.5, coast_frames: int | None = None,
+                 motion_compensation: bool = True, smoothing: float = 0.0,
+                 min_score: float = 0.0, timeout_s: float = 1.0, rate_window_s: float = 2.0,
                  default_fps: float | None = None) -> None:
         """Validate parameters; see the class docstring for their meaning."""
         super().__init__(window_s, release_frames, timeout_s, rate_window_s, default_fps)
         self.min_iou = check_positive('min_iou', min_iou)
         if self.min_iou > 1:
             raise ValueError(f'min_iou must be in (0, 1], got {min_iou!r}')
+        self.max_distance = check_finite('max_distance', max_distance)
+        if self.max_distance < 0:
+            raise ValueError(f'max_distance must be >= 0 (0 = IoU only), got {max_distance!r}')
+        if coast_frames is not None and (isinstance(coast_frames, bool) or
+                                         not isinstance(coast_frames, int) or coast_frames < 0):
+            raise ValueError(f'coast_frames must be an integer >= 0 or None (= N // 2), got '
+                             f'{coast_frames!r}')
+        self.coast_frames = coast_frames
+        self.motion_compensation = bool(motion_compensation)
         self.smoothing = check_finite('smoothing', smoothing)
         if not 0 <= self.smoothing < 1:
             raise ValueError(
@@ -143,67 +239,166 @@ class DetectionTracker(RateVoting):
         self.min_score = check_finite('min_score', min_score)
         self._tracks: list[_TrackState] = []
         self._next_id = 1
+        self._stamp = 0.0  # of the latest vote
+        # Largest x2, y2 of any detection and on how many frames it recurred: the decoders
+        # clip boxes to the picture, so a recurring maximum is its right or bottom border.
+        self._extent = np.zeros(2)
+        self._extent_hits = np.zeros(2, dtype=int)
+
+    @property
+    def slack(self) -> int | None:
+        """Misses tolerated before confirmation: N of the last N + slack frames confirm."""
+        n = self.n
+        return None if n is None else -(-n // 4)
+
+    @property
+    def coast(self) -> int | None:
+        """G: consecutive misses for which a confirmed track is published at its prediction."""
+        n, m = self.n, self.m
+        if n is None or m is None:
+            return None
+        gap = self.coast_frames if self.coast_frames is not None else n // 2
+        return min(gap, m - 1)
 
     @property
     def tracks(self) -> list[Track]:
-        """All tracks, tentative ones included (for debugging)."""
-        return [t.snapshot() for t in self._tracks]
+        """All tracks, tentative and unpublished ones included (for debugging)."""
+        horizon = self._horizon_s()
+        return [t.snapshot(self._stamp, horizon) for t in self._tracks]
 
     @property
     def confirmed(self) -> list[Track]:
-        """Confirmed tracks, the ones to publish."""
-        return [t.snapshot() for t in self._tracks if t.confirmed]
+        """Published tracks: confirmed, and seen or missed for at most the coast gap."""
+        horizon = self._horizon_s()
+        return [t.snapshot(self._stamp, horizon) for t in self._tracks if t.published]
 
     def update(self, stamp: float, detections: Sequence[Detection]) -> list[Track]:
-        """Associate one frame's detections and return the confirmed tracks."""
+        """Associate one frame's detections and return the published tracks."""
         vote, release = self._accept(stamp)
         if not vote:
             return self.confirmed
         if release:
             self._tracks.clear()
+        self._stamp = stamp
         detections = [d for d in detections if d.score >= self.min_score]
-        track_boxes = np.array([t.raw_box for t in self._tracks], dtype=float).reshape(-1, 4)
-        pairs = match_boxes(track_boxes, [t.label for t in self._tracks],
-                            [d.box for d in detections], [d.label for d in detections],
-                            self.min_iou)
-        matched_tracks = {t for t, _ in pairs}
-        matched_dets = {d for _, d in pairs}
-        for t, d in pairs:
-            track, det = self._tracks[t], detections[d]
-            track.raw_box = np.asarray(det.box, dtype=float)
-            track.box = self.smoothing * track.box + (1 - self.smoothing) * track.raw_box
-            track.score = float(det.score)
-            track.hits += 1
-            track.misses = 0
-        m = self.m
-        kept = []
-        for index, track in enumerate(self._tracks):
-            if index not in matched_tracks:
-                track.misses += 1
-                if not track.confirmed or (m is not None and track.misses >= m):
-                    continue
-            kept.append(track)
-        for index, det in enumerate(detections):
-            if index not in matched_dets:
-                kept.append(_TrackState(str(self._next_id), det))
-                self._next_id += 1
-        n = self.n
-        for track in kept:
-            if not track.confirmed and n is not None and track.hits >= n:
-                track.confirmed = True
-        self._tracks = kept
+        self._update_extent(detections)
+        horizon = self._horizon_s()
+        predicted = np.array([t.predict(stamp, horizon) for t in self._tracks],
+                             dtype=float).reshape(-1, 4)
+        # Matching cascade: confirmed tracks matched on the previous frame, then confirmed
+        # ones missed (coasting or unpublished), then tentative ones. Where two people cross
+        # and one is hidden, the track that followed the visible one keeps it and the hidden
+        # one's track takes the person re-appearing beside it, instead of an optimum over both
+        # that trades one close pair for two loose ones (an identity swap).
+        levels = [[i for i, t in enumerate(self._tracks) if t.ever_confirmed and not t.misses],
+                  [i for i, t in enumerate(self._tracks) if t.ever_confirmed and t.misses],
+                  [i for i, t in enumerate(self._tracks) if not t.ever_confirmed]]
+        # Camera motion from the tracks seen on the previous frame only: a coasting track's
+        # loose match (a person stepping out from behind another) is no measure of it.
+        pairs = self._cascade(levels[:1], predicted, detections)
+        if self.motion_compensation and pairs:
+            shift = np.median([(np.asarray(detections[d].box) - predicted[t]).reshape(2, 2)
+                               .mean(0) for t, d in pairs], axis=0)
+            predicted = predicted + np.tile(shift, 2)
+        pairs = self._cascade(levels, predicted, detections)
+        self._apply(stamp, detections, dict(pairs))
         return self.confirmed
 
+    def _cascade(self, levels: Sequence[Sequence[int]], predicted: np.ndarray,
+                 detections: Sequence[Detection]) -> list[tuple[int, int]]:
+        """Associate each level of tracks in turn with the detections the former left."""
+        pairs: list[tuple[int, int]] = []
+        free = list(range(len(detections)))
+        for level in levels:
+            if level and free:
+                pairs += self._associate(level, predicted, detections, free)
+                used = {d for _, d in pairs}
+                free = [d for d in free if d not in used]
+        return pairs
+
+    def _associate(self, track_indices: Sequence[int], predicted: np.ndarray,
+                   detections: Sequence[Detection],
+                   det_indices: Sequence[int]) -> list[tuple[int, int]]:
+        rows, cols = list(track_indices), list(det_indices)
+        pairs = associate(predicted[rows], [self._tracks[t].label for t in rows],
+                          [detections[d].box for d in cols], [detections[d].label for d in cols],
+                          self.min_iou, self.max_distance)
+        return [(rows[t], cols[d]) for t, d in pairs]
+
+    def _apply(self, stamp: float, detections: Sequence[Detection],
+               matches: dict[int, int]) -> None:
+        n, m, slack, coast = self.n, self.m, self.slack, self.coast
+        kept = []
+        for index, track in enumerate(self._tracks):
+            if index in matches:
+                track.matched(detections[matches[index]], stamp, self.smoothing)
+            else:
+                track.missed()
+                limit = m if track.ever_confirmed else (slack or 0) + 1
+                if limit is not None and track.misses >= limit:
+                    continue
+            kept.append(track)
+        matched_dets = set(matches.values())
+        for index, det in enumerate(detections):
+            if index not in matched_dets:
+                kept.append(_TrackState(str(self._next_id), det, stamp))
+                self._next_id += 1
+        for track in kept:
+            if n is not None and slack is not None:
+                del track.seen[:-(n + slack)]
+                if not track.ever_confirmed and not track.misses and \
+                        sum(track.seen) >= max(2, n):
+                    track.ever_confirmed = True
+            track.published = track.ever_confirmed and coast is not None and \
+                track.misses <= coast and not (track.misses and (
+                    self._leaving(track, stamp) or self._hidden(track, stamp, detections)))
+        self._tracks = kept
+
+    def _update_extent(self, detections: Sequence[Detection]) -> None:
+        ends = np.array([d.box[2:] for d in detections], dtype=float).reshape(-1, 2)
+        if not len(ends):
+            return
+        top = ends.max(axis=0)
+        recurred = np.abs(ends - self._extent).min(axis=0) <= _BORDER_TOLERANCE
+        grew = top > self._extent + _BORDER_TOLERANCE
+        self._extent_hits = np.where(grew, 1, self._extent_hits + recurred)
+        self._extent = np.where(grew, top, self._extent)
+
+    def _leaving(self, track: _TrackState, stamp: float) -> bool:
+        """Whether the predicted box crosses a border of the picture: the person walked out."""
+        box = track.predict(stamp, self._horizon_s())
+        known = self._extent_hits >= _BORDER_FRAMES
+        return bool(box[0] < 0 or box[1] < 0 or np.any(known & (box[2:] > self._extent)))
+
+    def _hidden(self, track: _TrackState, stamp: float,
+                detections: Sequence[Detection]) -> bool:
+        """Whether a detection of its class covers most of the predicted box: the person is
+        behind someone, and a fully occluded person is not there to act on."""
+        det_boxes = np.array([d.box for d in detections if d.label == track.label],
+                             dtype=float).reshape(-1, 4)
+        if not len(det_boxes):
+            return False
+        box = track.predict(stamp, self._horizon_s())
+        size = np.clip(np.minimum(det_boxes[:, 2:], box[2:]) - np.maximum(det_boxes[:, :2],
+                                                                           box[:2]), 0, None)
+        area = max(float(np.prod(box[2:] - box[:2])), 1e-6)
+        return bool((size.prod(axis=1) / area).max() >= _HIDDEN_COVER)
+
+    def _horizon_s(self) -> float:
+        """How far ahead boxes are predicted: the coast gap (one frame more), in seconds."""
+        fps, coast = self.fps, self.coast
+        return 0.0 if fps is None or coast is None else (coast + 1) / fps
+
     def check_timeout(self, stamp_now: float) -> bool:
-        """Delete all tracks if no input arrived for timeout_s; True if any was confirmed."""
+        """Delete all tracks if no input arrived for timeout_s; True if any was published."""
         if not self._timed_out(stamp_now):
             return False
-        had_confirmed = any(t.confirmed for t in self._tracks)
+        had_confirmed = any(t.published for t in self._tracks)
         self._tracks.clear()
         return had_confirmed
 
     def vote(self, stamp: float, results: Sequence[Result]) -> list[Result]:
-        """Associate the frame's detections; the confirmed tracks as detections."""
+        """Associate the frame's detections; the published tracks as detections."""
         return [track.as_detection() for track in self.update(stamp, results)]
 
     def release_if_stale(self, stamp_now: float) -> bool:
@@ -211,9 +406,10 @@ class DetectionTracker(RateVoting):
 
     @property
     def confirmed_keys(self) -> list[str]:
-        return sorted(t.id for t in self._tracks if t.confirmed)
+        return sorted(t.id for t in self._tracks if t.published)
 
     def describe(self) -> str:
         """One line for logging when it changes."""
-        confirmed = ', '.join(f'{t.id}:{t.label}' for t in self._tracks if t.confirmed)
-        return f'tracks={len(self._tracks)} confirmed=[{confirmed}] {self._counters()}'
+        confirmed = ', '.join(f'{t.id}:{t.label}' for t in self._tracks if t.published)
+        return (f'tracks={len(self._tracks)} confirmed=[{confirmed}] {self._counters()} '
+                f'slack={self.slack} coast={self.coast}')

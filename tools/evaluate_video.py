@@ -1,0 +1,153 @@
+"""Raw vs confirmed detections on labelled video: recall, precision, count changes, id switches.
+
+    tools/evaluate_video.py score --labels labels.json --infer raw.jsonl [--json OUT]
+    tools/evaluate_video.py score --labels labels.json --results DEMO_DIR/results.jsonl
+    tools/evaluate_video.py shake --labels labels.json --frames DIR --output DIR [--seed S]
+
+`score --infer` replays the detections of `python -m ros_onnx_vision infer FRAMES...` (one JSON
+line per frame, in frame order) through DetectionTracker at several camera and processed rates
+(ros_onnx_vision.smoothing.evaluation.SCENARIOS) and prints raw vs confirmed per scenario.
+`score --results` scores what the demo recorded (tools/demo.py --input VIDEO, results.jsonl:
+raw and confirmed per frame) on the frames that got a result. Both skip the first 0.5 s.
+`shake` writes a hand-held-camera variant of a labelled sequence: each frame translated by a
+random offset (a slow drift plus per-frame jitter), the labels moved alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+
+import cv2
+import numpy as np
+
+from ros_onnx_vision.results import Detection
+from ros_onnx_vision.smoothing.evaluation import (evaluate, load_infer_jsonl, load_video_labels,
+                                                  SCENARIOS, score_frames, Scores, summarise)
+
+
+def _span(pair: tuple[float, float]) -> str:
+    low, high = pair
+    return f'{low:.3f}' if round(low, 3) == round(high, 3) else f'{low:.3f}-{high:.3f}'
+
+
+def scenario_table(labels: Path, infer: Path) -> tuple[str, list[dict]]:
+    """Markdown table of every scenario (worst-best over its seeds) and the raw figures."""
+    fps, truth = load_video_labels(labels)
+    detections = load_infer_jsonl(infer)
+    if len(detections) != len(truth):
+        raise ValueError(f'{infer} has {len(detections)} frames, {labels} {len(truth)}')
+    lines = ['| camera, processed | scored frames | raw R / P | confirmed R / P | '
+             'count changes raw / confirmed | id switches, most for one person (people) |',
+             '|---|---|---|---|---|---|']
+    rows = []
+    for scenario in SCENARIOS:
+        summary = summarise(evaluate(truth, detections, fps, scenario))
+        raw, confirmed = summary['raw'], summary['confirmed']
+        rows.append({'scenario': scenario.name, **summary})
+        frames = _span(confirmed['frames']).replace('.000', '')
+        lines.append(
+            f'| {scenario.name} ({len(scenario.seeds)} seeds) | {frames} | '
+            f'{_span(raw["recall"])} / {_span(raw["precision"])} | '
+            f'{_span(confirmed["recall"])} / {_span(confirmed["precision"])} | '
+            f'{raw["count_changes"]} / {confirmed["count_changes"]} | '
+            f'{confirmed["id_switches"]}, {confirmed["max_track_switches"]} '
+            f'({confirmed["truth_tracks"]}) |')
+    return '\n'.join(lines), rows
+
+
+def _detections(items: list[dict]) -> list[Detection]:
+    return [Detection(d['label'], float(d['score']), tuple(d['box']), track_id=d.get('id', ''))
+            for d in items]
+
+
+def score_results(labels: Path, results: Path, skip_s: float = 0.5) -> dict[str, Scores]:
+    """Raw and confirmed scores of a demo results.jsonl (frames numbered as in the video)."""
+    _, truth = load_video_labels(labels)
+    records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    done = [r for r in records if r.get('latency_ms') is not None]
+    if not done:
+        raise ValueError(f'{results} has no processed frame')
+    if len(records) != len(truth):
+        print(f'warning: {results} has {len(records)} frames, {labels} {len(truth)}: frame '
+              'numbers may not match', file=sys.stderr)
+    scored = [r for r in done if r['stamp'] - done[0]['stamp'] >= skip_s
+              and r['frame'] < len(truth)]
+    frames = [truth[r['frame']] for r in scored]
+    return {'raw': score_frames(frames, [_detections(r['raw']) for r in scored], False),
+            'confirmed': score_frames(frames, [_detections(r['confirmed']) for r in scored])}
+
+
+def shake(labels: Path, frames: Path, output: Path, seed: int = 0,
+          amplitude: float = 20.0) -> None:
+    """Write frames translated by drift + jitter (up to about +-amplitude px) and labels."""
+    data = json.loads(labels.read_text())
+    rng = np.random.default_rng(seed)
+    (output / 'frames').mkdir(parents=True, exist_ok=True)
+    drift = np.zeros(2)
+    shaken = {}
+    for name in sorted(data['frames']):
+        image = cv2.imread(str(frames / name))
+        height, width = image.shape[:2]
+        drift = 0.8 * drift + rng.normal(0.0, 0.25 * amplitude, 2)
+        dx, dy = np.clip(drift + rng.uniform(-0.5, 0.5, 2) * amplitude, -1.5 * amplitude,
+                         1.5 * amplitude) * (1.0, 0.6)
+        matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+        cv2.imwrite(str(output / 'frames' / name), cv2.warpAffine(
+            image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE),
+            [cv2.IMWRITE_JPEG_QUALITY, 90])
+        persons = []
+        for x1, y1, x2, y2, track in data['frames'][name]['persons']:
+            box = np.clip([x1 + dx, y1 + dy, x2 + dx, y2 + dy], 0, [width, height] * 2)
+            # A person pushed half out of the picture is no longer a fair target.
+            if (box[2] - box[0]) * (box[3] - box[1]) >= 0.5 * (x2 - x1) * (y2 - y1):
+                persons.append([round(float(v), 1) for v in box] + [track])
+        shaken[name] = {'persons': persons, 'difficult': [],
+                        'shift': [round(float(dx), 1), round(float(dy), 1)]}
+    note = f'{labels} shaken by tools/evaluate_video.py shake (seed {seed}, {amplitude} px)'
+    (output / 'labels.json').write_text(json.dumps(
+        {'note': note, 'fps': data['fps'], 'frames': shaken}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='tools/evaluate_video.py',
+                                     description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    score = sub.add_parser('score', help='raw vs confirmed on a labelled sequence')
+    score.add_argument('--labels', type=Path, required=True)
+    source = score.add_mutually_exclusive_group(required=True)
+    source.add_argument('--infer', type=Path, help='JSON lines of `ros_onnx_vision infer`')
+    source.add_argument('--results', type=Path, help="the demo's results.jsonl")
+    score.add_argument('--json', type=Path, help='also write the figures here')
+    shaker = sub.add_parser('shake', help='make a shaky-camera variant of a sequence')
+    shaker.add_argument('--labels', type=Path, required=True)
+    shaker.add_argument('--frames', type=Path, required=True)
+    shaker.add_argument('--output', type=Path, required=True)
+    shaker.add_argument('--seed', type=int, default=0)
+    shaker.add_argument('--amplitude', type=float, default=20.0)
+    args = parser.parse_args(argv)
+    if args.command == 'shake':
+        shake(args.labels, args.frames, args.output, args.seed, args.amplitude)
+        return 0
+    if args.infer is not None:
+        table, rows = scenario_table(args.labels, args.infer)
+        print(table)
+        figures: object = rows
+    else:
+        scores = score_results(args.labels, args.results)
+        figures = {k: v.to_dict() for k, v in scores.items()}
+        raw, confirmed = scores['raw'], scores['confirmed']
+        print(f'scored frames {raw.frames}: raw R {raw.recall:.3f} P {raw.precision:.3f} '
+              f'count changes {raw.count_changes} | confirmed R {confirmed.recall:.3f} '
+              f'P {confirmed.precision:.3f} count changes {confirmed.count_changes} '
+              f'id switches {confirmed.id_switches}, at most {confirmed.max_track_switches} for '
+              f'one of {confirmed.truth_tracks} labelled people')
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
