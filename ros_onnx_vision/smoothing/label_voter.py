@@ -121,10 +121,12 @@ class LabelVoter(RateVoting):
     @property
     def m(self) -> int | None:
         """Consecutive disagreeing frames that release the label: release_frames, else N // 2
-        (at least 2, so that one outlier frame never releases; 1 when N is 1)."""
-        n = self.n
+        (at least 2, so that one outlier frame never releases; 1 when N is 1). N here is
+        the one of the current fps estimate, even from a single interval: releasing early is
+        the safe side."""
+        n = super().m  # release_frames, else N of the current fps
         if self.release_frames is not None or n is None:
-            return self.release_frames
+            return n
         return max(min(2, n), n // 2)
 
     def _release(self) -> None:
