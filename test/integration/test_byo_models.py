@@ -131,3 +131,42 @@ def test_yolox_read_as_yolov5_is_not_silent(tmp_path: Path) -> None:
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert 'candidate boxes are under 2 px' in result.stderr, result.stderr
     assert "'yolov5'" in result.stderr
+
+
+@pytest.mark.parametrize('card, at_least', [(YOLOX, 5), (DEIMV2, 1)],
+                         ids=['yolox_raw_head', 'deimv2_two_inputs'])
+def test_byo_models_through_inference_node(tmp_path, ros_probe, node_env, card, at_least):
+    """The same cards in the node process: its self-check passes, and a vtest frame sent on
+    image_raw comes back as a Detection2DArray with the people in it."""
+    import cv2
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from graph_runner import start_node
+    from ros_onnx_vision.ros.image_conversion import numpy_to_image
+
+    log = tmp_path / 'inference_node.log'
+    node = start_node('inference_node', node_env, log_file=log,
+                      parameters={'model': str(write_card(tmp_path, card))})
+    received = ros_probe.subscribe(Detection2DArray, 'detections', 10)
+    publisher = ros_probe.node.create_publisher(Image, 'image_raw', 10)
+    frame = numpy_to_image(cv2.imread(str(DATA / 'vtest_600.jpg')), 'bgr8')
+    try:
+        deadline = 120.0  # model load and the self-check, on a slow machine
+        while deadline > 0 and not received and node.poll() is None:
+            publisher.publish(frame)
+            ros_probe.spin_for(0.5)
+            deadline -= 0.5
+    finally:
+        node.terminate()
+        node.wait(20)
+    text = log.read_text()
+    assert received, text
+    assert 'self-check passed' in text, text
+    labelled = [p['box'] for p in LABELS['vtest_600.jpg']['persons']]
+    boxes = [[d.bbox.center.position.x - d.bbox.size_x / 2,
+              d.bbox.center.position.y - d.bbox.size_y / 2,
+              d.bbox.center.position.x + d.bbox.size_x / 2,
+              d.bbox.center.position.y + d.bbox.size_y / 2] for d in received[0][1].detections]
+    found = sum(any(iou(label, box) >= 0.4 for box in boxes) for label in labelled)
+    assert found >= at_least, (found, boxes)
