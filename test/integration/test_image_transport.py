@@ -80,6 +80,20 @@ def sent_stamps(camera: subprocess.Popen[str], probe, timeout: float) -> list[tu
     return [tuple(s) for s in report['sent']]
 
 
+def wait_for_counts(ros_probe, diagnostics, since: float,
+                    timeout: float = 10.0) -> dict[str, float] | None:
+    """:func:`inference_counts` once they are settled, or None after `timeout` seconds."""
+    counts: dict[str, float] | None = None
+
+    def accounted() -> bool:
+        nonlocal counts
+        counts = inference_counts(diagnostics, since)
+        return counts is not None
+
+    ros_probe.spin_until(accounted, timeout)
+    return counts
+
+
 def inference_counts(diagnostics, since: float) -> dict[str, float] | None:
     """inference_node's frame accounting in its newest /diagnostics received after `since`
     (monotonic), once nothing is in flight: frames received, processed, skipped (newest-frame
@@ -176,15 +190,7 @@ def test_third_party_camera_at_15_hz_gets_95_percent_answered(ros_probe, node_en
         go.touch()
         all_sent = sent_stamps(camera, ros_probe, NODE_START_S)
         sent = {s for s in all_sent if s[0] + s[1] * 1e-9 >= heard_from}
-        done = time.monotonic()
-        counts: dict[str, float] | None = None
-
-        def accounted() -> bool:
-            nonlocal counts
-            counts = inference_counts(diagnostics, done)
-            return counts is not None
-
-        ros_probe.spin_until(accounted, 10)
+        counts = wait_for_counts(ros_probe, diagnostics, time.monotonic())
     finally:
         stop(node)
         if camera is not None and camera.poll() is None:
@@ -251,15 +257,7 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
                               '--frame-id', 'remote_cam', '--wait', str(NODE_START_S))
         all_sent = sent_stamps(camera, ros_probe, NODE_START_S)
         sent = set(all_sent)
-        done = time.monotonic()
-        counts: dict[str, float] | None = None
-
-        def accounted() -> bool:
-            nonlocal counts
-            counts = inference_counts(diagnostics, done)
-            return counts is not None
-
-        ros_probe.spin_until(accounted, 10)
+        counts = wait_for_counts(ros_probe, diagnostics, time.monotonic())
         ros_probe.spin_for(0.5)  # smoothing_node's answer to the last result
         exited = nodes.exited()
     log = nodes.log_text('inference_node')
