@@ -36,7 +36,8 @@ from optimize_report import check_goal, OptimizationReport, update_measured, wri
 from ros_onnx_vision.camera.frame_sources import VIDEO_EXTENSIONS
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import file_sha256, load_model_card, ModelCard
-from ros_onnx_vision.inference.self_check import reference_block, write_reference
+from ros_onnx_vision.inference.self_check import (reference_block, REFERENCE_IMAGES,
+                                                  score_floor, write_reference)
 from ros_onnx_vision.resources import model_file
 from ros_onnx_vision.results import Task
 
@@ -145,16 +146,13 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
 def record_variant_reference(source: ModelCard, card_path: Path, threads: int) -> None:
     """The derived card's own self-check reference, recorded here, where its accuracy was just
     measured (the source card's image, or the package's for its task)."""
-    value = ('reference/people.jpg' if source.task is Task.DETECTION
-             else 'reference/digit.png')
+    value = REFERENCE_IMAGES[source.task]
     image = model_file(value)
     if source.reference is not None:
         image = source.reference.image
         value = os.path.relpath(image, card_path.parent)
     engine = InferenceEngine(load_model_card(card_path), intra_op_threads=threads)
-    floor = (source.reference.score_floor if source.reference and source.reference.score_floor
-             else max(0.05, source.score_threshold - 0.15))
-    write_reference(card_path, reference_block(engine, image, value, floor))
+    write_reference(card_path, reference_block(engine, image, value, score_floor(source)))
 
 
 def saturation_summary(risks: Sequence[SaturationRisk]) -> dict[str, Any]:

@@ -30,9 +30,12 @@ from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, Ref
 from ros_onnx_vision.resources import model_file
 from ros_onnx_vision.results import Detection, InferenceResult, Task
 
-# The package's own image for detection cards without a reference (vtest.avi frame 200: seven
-# pedestrians, near and far; models/reference/README.md).
-PACKAGE_REFERENCE_IMAGE = 'reference/people.jpg'
+# The package's reference images under models/ (models/reference/README.md): vtest.avi frame
+# 200, seven pedestrians near and far, also the image for detection cards without a reference;
+# a held-out MNIST digit on paper.
+REFERENCE_IMAGES = {Task.DETECTION: 'reference/people.jpg',
+                    Task.CLASSIFICATION: 'reference/digit.png'}
+PACKAGE_REFERENCE_IMAGE = REFERENCE_IMAGES[Task.DETECTION]
 MATCH_IOU = 0.5
 # A box counts as sure when it scores this much above the card threshold: boxes nearer to it
 # may go either way with another CPU's rounding and are neither required nor counted extra.
@@ -156,19 +159,32 @@ def compare_classification(reference: tuple[str, float], result: InferenceResult
     return top.label == label and abs(top.score - score) <= MAX_SCORE_DRIFT, text
 
 
-def _check_card(card: ModelCard) -> ModelCard:
-    """The card the check decodes with: the reference's score floor, no run-time overrides."""
-    if card.reference is None or card.task is not Task.DETECTION:
-        return card
-    floor = card.reference.score_floor or max(0.05, card.score_threshold - 0.15)
-    return dataclasses.replace(card, score_threshold=floor)
+def default_score_floor(card: ModelCard) -> float:
+    """The lowest score a new reference records: below the threshold, so that a box near it
+    that goes either way on another CPU is still seen."""
+    return max(0.05, card.score_threshold - 0.15)
+
+
+def score_floor(card: ModelCard) -> float:
+    """The card's reference score floor, else :func:`default_score_floor`."""
+    recorded = card.reference.score_floor if card.reference is not None else 0.0
+    return recorded or default_score_floor(card)
+
+
+def _run_at(engine: InferenceEngine, image: np.ndarray, card: ModelCard,
+            floor: float | None = None) -> InferenceResult:
+    """``card`` on one BGR image (a detector down to ``floor``, else at its threshold)."""
+    if floor is not None and card.task is Task.DETECTION:
+        card = dataclasses.replace(card, score_threshold=floor)
+    frame = engine.prepare(image, 'BGR', card=card)
+    return engine.decode(frame, engine.run(frame))
 
 
 def run_reference(engine: InferenceEngine, image: np.ndarray) -> InferenceResult:
     """The engine's base card on one BGR image (at the reference's score floor for a
     detector); its ``implausible`` says when the decoder cannot have read the outputs."""
-    frame = engine.prepare(image, 'BGR', card=_check_card(engine.base_card))
-    return engine.decode(frame, engine.run(frame))
+    card = engine.base_card
+    return _run_at(engine, image, card, score_floor(card) if card.reference else None)
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -252,24 +268,21 @@ def open_checked_engine(card: ModelCard, warn: Callable[[str], None],
 
 
 def reference_block(engine: InferenceEngine, image_path: Path, image_value: str,
-                    score_floor: float) -> dict[str, Any]:
+                    floor: float) -> dict[str, Any]:
     """A card's ``reference`` mapping, from this engine's result on one image (for the tools
     that record references: tools/models/record_reference.py and the optimiser)."""
     card = engine.base_card
     block: dict[str, Any] = {'image': image_value, 'verified_on': where_it_runs(engine)}
     image = _read_image(image_path)
+    result = _run_at(engine, image, card, floor)
     if card.task is Task.DETECTION:
-        block['score_floor'] = round(score_floor, 3)
-        check = dataclasses.replace(card, score_threshold=score_floor)
-        frame = engine.prepare(image, 'BGR', card=check)
-        result = engine.decode(frame, engine.run(frame))
+        block['score_floor'] = round(floor, 3)
         if result.implausible is not None:
             raise SelfCheckError(f'{card.name}: not a usable reference: {result.implausible}')
         block['detections'] = [[round(v, 1) for v in d.box] + [round(d.score, 4),
                                                                int(d.class_index or 0)]
                                for d in result.detections]
     else:
-        result = engine.infer(image)
         if not result.classifications:
             raise SelfCheckError(f'{card.name}: no class above the threshold on {image_path}: '
                                  'not a usable reference image')

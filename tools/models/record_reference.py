@@ -19,12 +19,9 @@ import sys
 
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import load_model_card
-from ros_onnx_vision.inference.self_check import reference_block, self_check, write_reference
-from ros_onnx_vision.results import Task
-
-DEFAULT_IMAGES = {Task.DETECTION: 'reference/people.jpg',
-                  Task.CLASSIFICATION: 'reference/digit.png'}
-
+from ros_onnx_vision.inference.self_check import (default_score_floor, reference_block,
+                                                  REFERENCE_IMAGES, self_check,
+                                                  write_reference)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -35,11 +32,10 @@ def main(argv: list[str] | None = None) -> int:
                         help='record boxes down to this score (default: threshold - 0.15)')
     args = parser.parse_args(argv)
     card = load_model_card(args.card)
-    value = args.image or DEFAULT_IMAGES[card.task]
+    value = args.image or REFERENCE_IMAGES[card.task]
     image = Path(value) if os.path.isabs(value) else card.path.parent / value
     engine = InferenceEngine(card, intra_op_threads=1)
-    floor = args.score_floor if args.score_floor is not None else max(
-        0.05, card.score_threshold - 0.15)
+    floor = args.score_floor if args.score_floor is not None else default_score_floor(card)
     block = reference_block(engine, image, value, floor)
     write_reference(card.path, block)
     report = self_check(InferenceEngine(load_model_card(card.path), intra_op_threads=1))
