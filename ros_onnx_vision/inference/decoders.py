@@ -223,17 +223,22 @@ def decode_nanodet(outputs: Mapping[str, np.ndarray], input_size: tuple[int, int
 
 # TensorFlow Object Detection API SSD ---------------------------------------------------------
 
+def _roles_by_name(names: Sequence[str], roles: Sequence[str]) -> dict[str, str]:
+    """Output name per role: the first name that contains it, each name one role at most."""
+    found: dict[str, str] = {}
+    for name in names:
+        lowered = name.lower()
+        role = next((r for r in roles if r in lowered and r not in found), None)
+        if role is not None:
+            found[role] = name
+    return found
+
+
 def _tf_ssd_pick(outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Find boxes, scores, classes and num by name, else by shape and content."""
-    picked: dict[str, np.ndarray] = {}
-    for name, array in outputs.items():
-        lowered = name.lower()
-        for role in ('box', 'score', 'class', 'num'):
-            if role in lowered and role not in picked:
-                picked[role] = np.asarray(array)
-                break
-    if len(picked) >= 3 and {'box', 'score', 'class'} <= set(picked):
-        return picked
+    named = _roles_by_name(list(outputs), ('box', 'score', 'class', 'num'))
+    if {'box', 'score', 'class'} <= set(named):
+        return {role: np.asarray(outputs[name]) for role, name in named.items()}
     picked = {}
     pairs = []
     for array in map(np.asarray, outputs.values()):
@@ -522,12 +527,7 @@ _DETR_ROLES = ('label', 'box', 'score')
 
 def _detr_names(names: Sequence[str]) -> dict[str, str] | None:
     """Output name per role, by name (labels, boxes, scores); None when a role is unnamed."""
-    found: dict[str, str] = {}
-    for name in names:
-        lowered = name.lower()
-        role = next((r for r in _DETR_ROLES if r in lowered and r not in found), None)
-        if role is not None:
-            found[role] = name
+    found = _roles_by_name(names, _DETR_ROLES)
     return found if len(found) == 3 else None
 
 
