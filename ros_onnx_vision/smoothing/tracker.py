@@ -146,19 +146,6 @@ def hungarian(cost: np.ndarray) -> list[tuple[int, int]]:
     return sorted((int(owner[j]) - 1, j - 1) for j in range(1, cols + 1) if owner[j])
 
 
-def match_boxes(track_boxes: Boxes, track_classes: Sequence[str],
-                det_boxes: Boxes, det_classes: Sequence[str],
-                min_iou: float) -> list[tuple[int, int]]:
-    """Pairs (track, detection) of equal class and IoU >= min_iou maximising the total IoU."""
-    iou = iou_matrix(track_boxes, det_boxes)
-    same_class = np.asarray(track_classes, dtype=object)[:, None] == \
-        np.asarray(det_classes, dtype=object)[None, :]
-    weight = np.where(same_class & (iou >= min_iou), iou, 0.0)
-    # Forbidden pairs weigh 0, so the optimum over all pairs is the optimum over allowed ones;
-    # pairs it puts on forbidden cells are just "unmatched".
-    return [(t, d) for t, d in hungarian(-weight) if weight[t, d] > 0]
-
-
 def associate(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Boxes,
               det_classes: Sequence[str], min_iou: float,
               max_distance: float) -> list[tuple[int, int]]:

@@ -13,7 +13,7 @@ from ros_onnx_vision.geometry import iou_matrix
 from ros_onnx_vision.results import Detection
 from ros_onnx_vision.smoothing.label_voter import LabelVoter
 from ros_onnx_vision.smoothing.rate import confirmation_frames, FrameRateEstimator, StampStatus
-from ros_onnx_vision.smoothing.tracker import DetectionTracker, hungarian, match_boxes
+from ros_onnx_vision.smoothing.tracker import associate, DetectionTracker, hungarian
 
 NOMINAL = {10: 5, 15: 8, 30: 15, 60: 30}
 
@@ -332,7 +332,8 @@ def test_hungarian_beats_greedy_on_crafted_case():
     iou = iou_matrix([A, B], [X, Y])
     weight = np.where(iou >= 0.3, iou, 0)
     assert greedy(weight) == [(0, 0)]  # B left unmatched
-    assert match_boxes([A, B], ['p', 'p'], [X, Y], ['p', 'p'], 0.3) == [(0, 1), (1, 0)]
+    # IoU alone (max_distance 0), as the greedy rule above
+    assert associate([A, B], ['p', 'p'], [X, Y], ['p', 'p'], 0.3, 0.0) == [(0, 1), (1, 0)]
 
 
 def test_tracker_keeps_both_ids_where_greedy_would_not():
