@@ -358,8 +358,7 @@ def limit_weight_pairs(model: Any) -> list[str]:
         shape = (-1,) + (1,) * (values.ndim - 1)
         limited = np.clip(np.round(values / factor.reshape(shape)), -127, 127)
         # Rounding may push a pair back over: shrink those channels by one step more.
-        while np.any(_worst_pairs(limited) > PAIR_LIMIT):
-            over = _worst_pairs(limited) > PAIR_LIMIT
+        while np.any(over := _worst_pairs(limited) > PAIR_LIMIT):
             factor[over] *= 1.02
             limited = np.clip(np.round(values / factor.reshape(shape)), -127, 127)
         new_scale = scale * (factor if scale.size > 1 else factor.max())
