@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TYPE_CHECKING
+from typing import Any, Mapping, TYPE_CHECKING
 
 from ros_onnx_vision.geometry import Box
 
@@ -58,6 +58,14 @@ class Detection:
         """The offline command's JSON form: class_id, label, score (4 decimals), box (2)."""
         return {'class_id': self.class_index, 'label': self.label,
                 'score': round(self.score, 4), 'box': [round(v, 2) for v in self.box]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Detection:
+        """A detection read back from the offline command's or the demo's JSON (the demo
+        adds the track ``id``)."""
+        x1, y1, x2, y2 = (float(v) for v in data['box'])
+        return cls(str(data['label']), float(data['score']), (x1, y1, x2, y2),
+                   class_index=data.get('class_id'), track_id=str(data.get('id', '')))
 
 
 @dataclass(frozen=True)

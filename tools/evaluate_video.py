@@ -58,11 +58,6 @@ def scenario_table(labels: Path, infer: Path) -> tuple[str, list[dict]]:
     return '\n'.join(lines), rows
 
 
-def _detections(items: list[dict]) -> list[Detection]:
-    return [Detection(d['label'], float(d['score']), tuple(d['box']), track_id=d.get('id', ''))
-            for d in items]
-
-
 def score_results(labels: Path, results: Path, skip_s: float = 0.5) -> dict[str, Scores]:
     """Raw and confirmed scores of a demo results.jsonl (frames numbered as in the video)."""
     _, truth = load_video_labels(labels)
@@ -76,8 +71,12 @@ def score_results(labels: Path, results: Path, skip_s: float = 0.5) -> dict[str,
     scored = [r for r in done if r['stamp'] - done[0]['stamp'] >= skip_s
               and r['frame'] < len(truth)]
     frames = [truth[r['frame']] for r in scored]
-    return {'raw': score_frames(frames, [_detections(r['raw']) for r in scored], False),
-            'confirmed': score_frames(frames, [_detections(r['confirmed']) for r in scored])}
+
+    def stream(key: str) -> list[list[Detection]]:
+        return [[Detection.from_dict(d) for d in r[key]] for r in scored]
+
+    return {'raw': score_frames(frames, stream('raw'), False),
+            'confirmed': score_frames(frames, stream('confirmed'))}
 
 
 def shake(labels: Path, frames: Path, output: Path, seed: int = 0,

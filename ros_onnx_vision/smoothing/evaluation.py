@@ -56,8 +56,7 @@ def load_infer_jsonl(path: Path) -> list[list[Detection]]:
     for line in Path(path).read_text().splitlines():
         if line.strip():
             record = json.loads(line)
-            frames.append([Detection(d['label'], float(d['score']), tuple(d['box']))
-                           for d in record.get('detections', [])])
+            frames.append([Detection.from_dict(d) for d in record.get('detections', [])])
     return frames
 
 
