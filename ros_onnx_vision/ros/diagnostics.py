@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+import enum
 
 from ros_onnx_vision.results import Task
 
@@ -120,15 +121,28 @@ class QosMismatch:
 
 
 # --- camera_node ---------------------------------------------------------------------------
-CAMERA_STATES = ('opening', 'waiting for subscribers', 'publishing', 'reconnecting', 'ended',
-                 'failed')
+class CameraState(str, enum.Enum):
+    """What camera_node's capture is doing (within the lifecycle state)."""
+
+    OPENING = 'opening'
+    WAITING = 'waiting for subscribers'
+    PUBLISHING = 'publishing'
+    RECONNECTING = 'reconnecting'
+    ENDED = 'ended'
+    FAILED = 'failed'
+    STOPPED = 'stopped'  # not active: configured, or not yet
+
+
+def lifecycle_problems(state: str, configure_error: str) -> list[tuple[int, str]]:
+    """ERROR for a failed configure (the node cannot work until configured again)."""
+    return [(ERROR, configure_error)] if configure_error else []
 
 
 @dataclass
 class CameraSnapshot:
     """camera_node's counters. `target_hz` 0 means the source paces itself (no rate check)."""
 
-    state: str  # one of CAMERA_STATES
+    state: CameraState
     source: str
     target_hz: float
     published: int
@@ -139,6 +153,8 @@ class CameraSnapshot:
     error: str = ''  # the last source error
     compressed_encoded: int = 0  # frames JPEG-encoded for image_raw/compressed (subscribed)
     compressed_cost_ms: float = 0.0  # their mean encode-and-publish time
+    lifecycle: str = 'active'  # lifecycle state label
+    configure_error: str = ''  # why the last configure failed ('' when it did not)
 
 
 class CameraMonitor:
@@ -160,7 +176,7 @@ class CameraMonitor:
             achieved = self.rate.update(now, s.published)
         else:
             self.rate.reset()
-        problems: list[tuple[int, str]] = []
+        problems = lifecycle_problems(s.lifecycle, s.configure_error)
         if s.state == 'failed':
             problems.append((ERROR, f'source failed for good: {s.error or "see the log"}'))
         elif s.state == 'reconnecting':
@@ -178,11 +194,14 @@ class CameraMonitor:
                                        f'{self.low_ratio:.0%} of the target {s.target_hz:g} Hz '
                                        f'for {now - self._low_since:.0f} s'))
         ok = (f'publishing at {_hz(achieved)} Hz' if s.state == 'publishing'
-              else 'end of source (idle)' if s.state == 'ended' else s.state)
+              else 'end of source (idle)' if s.state == 'ended'
+              else f'{s.lifecycle}: not publishing' if s.lifecycle != 'active'
+              else s.state.value)
         level, message = _combine(problems, ok)
         return Status(level, self.name, message, hardware_id=s.source, values={
             'source': s.source,
-            'state': s.state,
+            'lifecycle state': s.lifecycle,
+            'state': s.state.value,
             'target rate (Hz)': f'{s.target_hz:g}' if s.target_hz > 0 else 'source rate',
             'achieved rate (Hz)': _hz(achieved),
             'frames published': str(s.published),
@@ -238,10 +257,8 @@ class InferenceMonitor:
         new_errors = s.errors - self._last[1] if self._last else s.errors
         period = now - self._last[0] if self._last else 0.0
         self._last = (now, s.errors)
-        problems: list[tuple[int, str]] = []
         active = s.state == 'active'
-        if s.configure_error:
-            problems.append((ERROR, s.configure_error))
+        problems = lifecycle_problems(s.state, s.configure_error)
         if active and s.idle_s is not None and s.idle_s > self.no_input_after_s:
             problems.append((WARN, f'no input on {s.input_topic} for {s.idle_s:.1f} s'))
         if s.fallback:
@@ -294,6 +311,8 @@ class SmoothingSnapshot:
     idle_s: float | None  # seconds since the last input (or since start)
     timeout_s: float
     qos: QosMismatch = field(default_factory=QosMismatch)
+    state: str = 'active'  # lifecycle state label
+    configure_error: str = ''
 
 
 class SmoothingMonitor:
@@ -306,18 +325,21 @@ class SmoothingMonitor:
 
     def report(self, now: float, s: SmoothingSnapshot) -> Status:
         in_hz = self.input_rate.update(now, s.received)
-        problems: list[tuple[int, str]] = []
-        if s.idle_s is not None and s.idle_s > s.timeout_s:
+        active = s.state == 'active'
+        problems = lifecycle_problems(s.state, s.configure_error)
+        if active and s.idle_s is not None and s.idle_s > s.timeout_s:
             problems.append((WARN, f'stale input: nothing on {s.input_topic} for '
                                    f'{s.idle_s:.1f} s (timeout {s.timeout_s:g} s)'))
         problems += s.qos.problem()
         task = Task(s.task)
         what = 'tracks' if task is Task.DETECTION else 'label'
-        ok = (f'N={s.n} at {s.fps:.2f} FPS, confirmed {what}: '
+        ok = (f'{s.state}: not processing' if not active
+              else f'N={s.n} at {s.fps:.2f} FPS, confirmed {what}: '
               f'{", ".join(s.confirmed) or "none"}' if s.fps is not None and s.n is not None
               else 'waiting for a frame rate estimate')
         level, message = _combine(problems, ok)
         values = {
+            'lifecycle state': s.state,
             'task': task.value,
             'input rate (Hz)': _hz(in_hz),
             'inputs received': str(s.received),

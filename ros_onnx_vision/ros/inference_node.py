@@ -1,15 +1,16 @@
 """inference_node: ONNX Runtime human detection or digit classification on the newest frame.
 
-A lifecycle node: configure loads the model card and creates the ONNX Runtime session (the
-transition fails with a clear message when the model is missing, unreadable or does not fit its
-card), activate subscribes, cleanup releases the session. With `autostart` (default) it
-configures and activates itself, and exits with an error when that fails.
+A lifecycle node (`ros.vision_node`): configure loads the model card, creates the ONNX Runtime
+session and runs the card's self-check (the transition fails with a clear message when the
+model is missing, unreadable, does not fit its card or gives wrong results here), activate
+subscribes, cleanup releases the session. With `autostart` (default) it configures and
+activates itself, and exits with an error when that fails.
 
 Subscribes `image_raw` (or, with `image_transport:=compressed`, `image_raw/compressed`:
 sensor_msgs/CompressedImage, decoded once); publishes `detections`
 (vision_msgs/Detection2DArray) or `classification` (vision_msgs/Classification) with the source
-image header, `label_info` (vision_msgs/LabelInfo, transient local, once) and `image_annotated`
-and `image_annotated/compressed` (each drawn or encoded only while subscribed).
+image header and `label_info` (vision_msgs/LabelInfo, transient local, once). annotator_node
+draws the results on the images.
 Frames are taken newest-first, in three threads (conversion and pre-processing, the session run,
 decoding and publishing: `inference.frame_pipeline`), so the model never waits for the rest: a
 frame that arrives while the model is busy replaces the waiting one (counted as skipped), so
@@ -19,24 +20,19 @@ lives in `ros_onnx_vision.inference` (no ROS), the diagnostics rules in `ros.dia
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-import math
 from pathlib import Path
 import time
 from typing import Any
 
 import cv2
 import numpy as np
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
+from vision_msgs.msg import LabelInfo, VisionClass
 
 from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
-from ros_onnx_vision.inference.annotation import draw_confirmed, draw_result
 from ros_onnx_vision.inference.engine import (InferenceEngine, PreparedFrame, SessionOutputs,
                                                TimingStats)
 from ros_onnx_vision.inference.frame_pipeline import FrameCounts, NewestFramePipeline
@@ -44,24 +40,25 @@ from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, Mod
 from ros_onnx_vision.inference.self_check import open_checked_engine
 from ros_onnx_vision.inference.session import threads_beside_other_work
 from ros_onnx_vision.resources import model_file
-from ros_onnx_vision.results import InferenceResult, Result, Task
-from ros_onnx_vision.ros.graph import CAMERA_TOPIC
+from ros_onnx_vision.results import Task
 from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
                                              Status)
-from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
-                                                  numpy_to_image)
-from ros_onnx_vision.ros.image_transport import (compressed_to_numpy, compressed_topic,
-                                                 describe, LazyCompressedPublisher)
-from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg, results_from_msg
-from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher,
-                                              MatchedSubscription, run_node, stamp_to_seconds)
-from ros_onnx_vision.ros.parameters import INFERENCE_NODE
+from ros_onnx_vision.ros.graph import CAMERA_TOPIC
+from ros_onnx_vision.ros.image_conversion import image_to_numpy, ImageConversionError
+from ros_onnx_vision.ros.image_transport import compressed_to_numpy, compressed_topic, describe
+from ros_onnx_vision.ros.matched_subscription import MatchedSubscription
+from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg
+from ros_onnx_vision.ros.node_main import run_node
+from ros_onnx_vision.ros.parameters import InferenceParameters, parameter_specs
+from ros_onnx_vision.ros.stamps import stamp_to_seconds
+from ros_onnx_vision.ros.vision_node import VisionNode
+from ros_onnx_vision.running_mean import RunningMean
 
-STATS_PERIOD = 10.0
-EXIT_LINGER_S = 5.0  # at most, after a failed autostart: the ERROR reaches /diagnostics
-ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped-frame error
+ERROR_LOG_PERIOD = 2.0  # seconds between log lines about dropped frames (each is counted)
 LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
                         'digit_roi'}
+# Drawing moved to annotator_node; these stay declared so parameter files that set them load.
+MOVED_TO_ANNOTATOR = ('annotate_confirmed', 'jpeg_quality')
 
 
 def resolve_model_card(name: str) -> Path:
@@ -79,47 +76,37 @@ def resolve_model_card(name: str) -> Path:
 
 @dataclass
 class FrameStats:
-    """Counters and mean per-stage times (ms) since start, for logs and benchmarks."""
+    """Counters and mean per-stage times (ms) since activation, for logs and benchmarks."""
 
     # received / processed / skipped / errors, kept by the frame pipeline
     counts: FrameCounts = field(default_factory=FrameCounts)
-    convert_ms: float = 0.0
-    message_ms: float = 0.0
-    publish_ms: float = 0.0
-    latency_ms: float = 0.0  # image header stamp to result published, on the node clock
+    convert: RunningMean = field(default_factory=RunningMean)
+    message: RunningMean = field(default_factory=RunningMean)
+    publish: RunningMean = field(default_factory=RunningMean)
+    latency: RunningMean = field(default_factory=RunningMean)  # stamp to result published
     # Pre-processing, session run and decoding: timed by the engine itself.
     engine: TimingStats = field(default_factory=TimingStats)
-    _frames: int = 0  # in the means
-
-    def add(self, **stages_ms: float) -> None:
-        self._frames += 1
-        weight = 1.0 / self._frames
-        for name, value in stages_ms.items():
-            mean = getattr(self, name)
-            setattr(self, name, mean + (value - mean) * weight)
 
     def stages_ms(self) -> dict[str, float]:
         """Mean milliseconds per stage of a frame, in pipeline order."""
         engine = self.engine.mean
-        return {'convert': self.convert_ms, 'pre-processing': engine.pre_ms,
+        return {'convert': self.convert.value, 'pre-processing': engine.pre_ms,
                 'inference (session run)': engine.run_ms, 'decoding': engine.post_ms,
-                'message': self.message_ms, 'publish': self.publish_ms}
+                'message': self.message.value, 'publish': self.publish.value}
 
     def summary(self) -> str:
         engine, counts = self.engine.mean, self.counts
         return (f'{counts.processed} processed, {counts.skipped} skipped (newest-frame policy), '
-                f'{counts.errors} errors; mean ms: convert {self.convert_ms:.2f}, pre '
+                f'{counts.errors} errors; mean ms: convert {self.convert.value:.2f}, pre '
                 f'{engine.pre_ms:.2f}, run {engine.run_ms:.2f}, decode {engine.post_ms:.2f}, '
-                f'message {self.message_ms:.2f}, publish {self.publish_ms:.2f}')
+                f'message {self.message.value:.2f}, publish {self.publish.value:.2f}')
 
 
 @dataclass(frozen=True)
 class _Staged:
-    """A frame between the stages: the engine it started with, and its source image."""
+    """A frame between the stages: the engine it started with."""
 
     engine: InferenceEngine
-    image: np.ndarray  # for the annotated image
-    order: str
     frame: PreparedFrame
     convert_ms: float
 
@@ -146,74 +133,49 @@ def to_engine_image(msg: Image | CompressedImage, max_pixels: int) -> tuple[np.n
     return image, order
 
 
-class InferenceNode(LifecycleNode):
+class InferenceNode(VisionNode[InferenceParameters]):
     """Thin lifecycle wrapper around InferenceEngine with a newest-frame worker."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__('inference_node', **kwargs)  # kwargs: e.g. context, overrides (tests)
-        self.params = declare_parameters(self, INFERENCE_NODE)
-        self.add_post_set_parameters_callback(self._on_parameters)
+        super().__init__('inference_node', InferenceParameters, **kwargs)
         self.engine: InferenceEngine | None = None
-        # rclpy has no public accessor of the lifecycle state; the transitions keep this one.
-        self.lifecycle_state = 'unconfigured'
         self.stats = FrameStats()
-        self.finished = False
-        self.exit_code = 0
         self._frames: NewestFramePipeline[Image | CompressedImage] | None = None
-        self._subscription = None
+        self._subscription: MatchedSubscription | None = None
         # Logs and diagnostics name the input as resolved: namespace and remapping applied.
         # The compressed transport's topic hangs off the resolved (remapped) image topic.
         self._input_topic = self.resolve_topic_name(CAMERA_TOPIC)
-        if self.params['image_transport'] == 'compressed':
+        if self.params.image_transport == 'compressed':
             self._input_topic = compressed_topic(self._input_topic)
-        self._result_pub = None
-        self._annotated_pub = None
-        self._annotated_compressed: LazyCompressedPublisher | None = None
-        self._label_pub = None
-        self._stats_timer = None
-        self._confirmed_sub = None
-        self._confirmed: list[Result] | None = None  # latest smoothing_node output
-        self._error_logged: dict[str, float] = {}  # kind of error -> when last logged
+        self._result_pub: Any = None
+        self._label_pub: Any = None
         # Diagnostics: node-clock time of the last image (or activation), last latency
         self._last_input: float | None = None
         self._latency_ms: float | None = None
         self._qos_mismatch = QosMismatch()
         self._self_check = ''  # the last self-check's line
-        self._configure_error = ''  # why the last configure failed, for /diagnostics
-        self._exit_heard = 0  # ERRORs published to a matched /diagnostics listener
         self._monitor = InferenceMonitor(self.get_name())
-        self._diagnostics = DiagnosticsPublisher(self, self.params['diagnostics_period'],
-                                                 self._report)
-        if self.params['autostart']:
-            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS or \
-                    self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                self.get_logger().fatal('autostart failed (see above); exiting')
-                self.exit_code = 1
-                # The ERROR on /diagnostics reaches listeners that match late before the exit.
-                self._exit_deadline = time.monotonic() + EXIT_LINGER_S
-                self._exit_timer = self.create_timer(0.5, self._exit)
+        defaults = {spec.name: spec.default for spec in parameter_specs(InferenceParameters)}
+        for name in MOVED_TO_ANNOTATOR:
+            if getattr(self.params, name) != defaults[name]:
+                self.get_logger().warning(
+                    f'{name} is set on inference_node, which no longer draws: set it on '
+                    'annotator_node (ros2 launch ... annotate:=true starts it)')
 
     # --- lifecycle -------------------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def configure(self) -> None:
         p = self.params
-        try:
-            card = load_model_card(resolve_model_card(p['model']))
-            # The self-check runs the card's reference on this provider and CPU (and warms
-            # the session up); a wrong result fails configure, or switches to the fallback.
-            engine, check = open_checked_engine(
-                card, self.get_logger().warning, providers=p['execution_providers'],
-                strict=p['strict_providers'],
-                intra_op_threads=p['intra_op_threads'] or threads_beside_other_work(),
-                intra_op_spinning=p['intra_op_spinning'],
-                graph_optimization=p['graph_optimization'],
-                optimized_model_cache=p['optimized_model_cache'])
-            engine.apply_overrides(**self._card_overrides(engine.base_card))
-        except Exception as error:  # noqa: BLE001 - every failure must fail the transition
-            self._configure_error = f'configure failed: {type(error).__name__}: {error}'
-            self.get_logger().error(self._configure_error)
-            self._diagnostics.publish()
-            return TransitionCallbackReturn.FAILURE
-        self._configure_error, self._self_check = '', check.message
+        card = load_model_card(resolve_model_card(p.model))
+        # The self-check runs the card's reference on this provider and CPU (and warms the
+        # session up); a wrong result fails configure, or switches to the fallback card.
+        engine, check = open_checked_engine(
+            card, self.get_logger().warning, providers=p.execution_providers,
+            strict=p.strict_providers,
+            intra_op_threads=p.intra_op_threads or threads_beside_other_work(),
+            intra_op_spinning=p.intra_op_spinning, graph_optimization=p.graph_optimization,
+            optimized_model_cache=p.optimized_model_cache)
+        engine.apply_overrides(**self._card_overrides(engine.base_card))
+        self._self_check = check.message
         self.get_logger().info(f'self-check passed in {check.elapsed_ms:.0f} ms: '
                                f'{check.message}')
         self.engine = engine
@@ -221,148 +183,101 @@ class InferenceNode(LifecycleNode):
         (self.get_logger().warning if report.fell_back else self.get_logger().info)(
             report.summary())
         task = engine.card.task
-        msg_type = RESULT_MESSAGES[task]
-        self._result_pub = self.create_lifecycle_publisher(msg_type, task.result_topic, 10)
-        self._annotated_pub = self.create_lifecycle_publisher(Image, 'image_annotated', 1)
-        self._annotated_compressed = LazyCompressedPublisher(self.create_lifecycle_publisher(
-            CompressedImage, compressed_topic(self._annotated_pub.topic_name), 1),
-            self.params['jpeg_quality'])
+        self._result_pub = self.create_lifecycle_publisher(RESULT_MESSAGES[task],
+                                                           task.result_topic, 10)
         # label_info is latched at configure, so late joiners get it whatever the state.
         self._label_pub = self.create_publisher(
             LabelInfo, 'label_info',
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._label_pub.publish(self._label_info())
-        if self.params['annotate_confirmed']:
-            self._confirmed_sub = self.create_subscription(
-                msg_type, task.smoothed_topic, self.on_confirmed, 10)
         card = engine.card
-        self.lifecycle_state = 'inactive'
         self.get_logger().info(
             f'configured {card.name} ({task}, {card.input.width}x{card.input.height} '
             f'{card.input.layout}, decoder {card.decoder.type}), score >= '
             f'{card.score_threshold}, classes {list(card.class_filter) or "all"}, '
             f'{engine.session.get_session_options().intra_op_num_threads} intra-op thread(s)')
-        return TransitionCallbackReturn.SUCCESS
 
-    def _card_overrides(self, card: ModelCard,
-                        changed: Sequence[Parameter] = ()) -> dict[str, Any]:
-        """The node's parameters that override `card` (negative/'card' = keep the card's).
-
-        `changed`: parameters being set now (post-set callbacks may run before the parameter
-        dict is updated).
-        """
-        p = {**self.params, **{param.name: param.value for param in changed}}
+    def _card_overrides(self, card: ModelCard) -> dict[str, Any]:
+        """The node's parameters that override `card` (negative/'card' = keep the card's)."""
+        p = self.params
         overrides: dict[str, Any] = {}
-        if p['score_threshold'] >= 0:
-            overrides['score_threshold'] = p['score_threshold']
-        if p['nms_iou_threshold'] >= 0:
-            overrides['nms_iou'] = p['nms_iou_threshold']
-        if list(p['class_filter']) != ['card']:
-            overrides['class_filter'] = list(p['class_filter'])
-        if p['top_k'] > 0:
-            overrides['top_k'] = p['top_k']
+        if p.score_threshold >= 0:
+            overrides['score_threshold'] = p.score_threshold
+        if p.nms_iou_threshold >= 0:
+            overrides['nms_iou'] = p.nms_iou_threshold
+        if list(p.class_filter) != ['card']:
+            overrides['class_filter'] = list(p.class_filter)
+        if p.top_k > 0:
+            overrides['top_k'] = p.top_k
         if card.task is Task.CLASSIFICATION and card.digit is not None:
-            overrides['digit_roi'] = list(p['digit_roi'])
+            overrides['digit_roi'] = list(p.digit_roi)
         return overrides
 
-    def _on_parameters(self, params: list[Parameter]) -> None:
+    def on_parameters_changed(self, changed: dict[str, Any]) -> None:
         """Live changes of thresholds, filter, top-k and region, applied between frames."""
-        if self.engine is None or not {p.name for p in params} & LIVE_CARD_PARAMETERS:
+        if self.engine is None or not set(changed) & LIVE_CARD_PARAMETERS:
             return
         try:
-            self.engine.apply_overrides(**self._card_overrides(self.engine.base_card, params))
+            self.engine.apply_overrides(**self._card_overrides(self.engine.base_card))
             self.get_logger().info('model card overrides updated: ' + ', '.join(
-                f'{p.name}={p.value}' for p in params))
+                f'{name}={value}' for name, value in changed.items()))
         except ModelCardError as error:
             self.get_logger().error(f'parameter change not applied: {error}')
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def activate(self) -> None:
         assert self.engine is not None
         self.engine.timings.reset()
-        self._last_input, self._latency_ms = self._clock_s(), None
+        self._last_input, self._latency_ms = self.now_s(), None
         self._frames = NewestFramePipeline(self._prepare, self._run, self._deliver,
                                            self._log_dropped, name='inference')
         self.stats = FrameStats(counts=self._frames.counts, engine=self.engine.timings)
-        compressed = self.params['image_transport'] == 'compressed'
+        compressed = self.params.image_transport == 'compressed'
         self._subscription = MatchedSubscription(
             self, CompressedImage if compressed else Image, self._input_topic, self.on_image,
-            self.params['reliability'], 1, self._qos_mismatch)
-        self._stats_timer = self.create_timer(STATS_PERIOD, self._log_stats)
+            self.params.reliability, 1, self._qos_mismatch)
         self.get_logger().info(
             f'active: processing the newest frame of {self._subscription.topic_name} '
             f'({self._qos_mismatch.reliability})')
-        self.lifecycle_state = 'active'
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._shutdown_worker()
-        self.lifecycle_state = 'inactive'
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._confirmed_sub is not None:
-            self.destroy_subscription(self._confirmed_sub)
-            self._confirmed_sub, self._confirmed = None, None
-        compressed_pub = self._annotated_compressed.publisher if self._annotated_compressed \
-            else None
-        for publisher in (self._result_pub, self._annotated_pub, compressed_pub):
-            if publisher is not None:
-                self.destroy_lifecycle_publisher(publisher)
-        if self._label_pub is not None:
-            self.destroy_publisher(self._label_pub)
-        self._result_pub = self._annotated_pub = self._label_pub = None
-        self._annotated_compressed = None
-        self.engine = None  # releases the ONNX Runtime session
-        self.lifecycle_state = 'unconfigured'
-        self.get_logger().info('cleaned up: session released')
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._shutdown_worker()
-        self.engine = None
-        self.lifecycle_state = 'finalized'
-        return TransitionCallbackReturn.SUCCESS
-
-    def _shutdown_worker(self) -> None:
+    def deactivate(self) -> None:
         if self._subscription is not None:
             self._subscription.destroy()
             self._subscription = None
-        if self._stats_timer is not None:
-            self.destroy_timer(self._stats_timer)
-            self._stats_timer = None
         if self._frames is not None:
             self._frames.stop(timeout=10)
             self._frames = None
 
+    def cleanup(self) -> None:
+        if self._result_pub is not None:
+            self.destroy_lifecycle_publisher(self._result_pub)
+        if self._label_pub is not None:
+            self.destroy_publisher(self._label_pub)
+        self._result_pub = self._label_pub = None
+        if self.engine is not None:
+            self.engine = None  # releases the ONNX Runtime session
+            self.get_logger().info('cleaned up: session released')
+
     # --- frames ----------------------------------------------------------------------------
     def on_image(self, msg: Image | CompressedImage) -> None:
-        self._last_input = self._clock_s()
+        self._last_input = self.now_s()
         frames = self._frames
         if frames is not None:
             frames.submit(msg)
 
-    def on_confirmed(self, msg: Detection2DArray | Classification) -> None:
-        self._confirmed = results_from_msg(msg)
-
     def _log_dropped(self, msg: Image | CompressedImage, error: Exception) -> None:
-        """Log a dropped frame, at most every 2 s per kind of error (every drop is counted)."""
-        encoding = msg.format if isinstance(msg, CompressedImage) else msg.encoding
-        kind = f'{type(error).__name__}:{encoding}:{str(error)[:30]}'
-        now = time.monotonic()
-        if now - self._error_logged.get(kind, -math.inf) < ERROR_LOG_PERIOD:
-            return
-        self._error_logged[kind] = now
+        """Log a dropped frame, throttled (every drop is counted in the diagnostics)."""
         self.get_logger().error(
-            f'{describe(msg)} dropped: {error} ({self.stats.counts.errors} dropped so far)')
+            f'{describe(msg)} dropped: {error} ({self.stats.counts.errors} dropped so far)',
+            throttle_duration_sec=ERROR_LOG_PERIOD)
 
     # The three stages of a frame, each in its own thread (NewestFramePipeline).
     def _prepare(self, msg: Image | CompressedImage) -> _Staged:
         engine = self.engine
         assert engine is not None  # the pipeline stops before cleanup releases it
         t0 = time.perf_counter()
-        image, order = to_engine_image(msg, self.params['max_image_pixels'])
+        image, order = to_engine_image(msg, self.params.max_image_pixels)
         convert_ms = (time.perf_counter() - t0) * 1e3
-        return _Staged(engine, image, order, engine.prepare(image, order), convert_ms)
+        return _Staged(engine, engine.prepare(image, order), convert_ms)
 
     @staticmethod
     def _run(staged: _Staged) -> tuple[_Staged, SessionOutputs]:
@@ -380,26 +295,13 @@ class InferenceNode(LifecycleNode):
         out = result_to_msg(msg.header, result)
         t1 = time.perf_counter()
         self._result_pub.publish(out)
-        raw_wanted = self._annotated_pub.get_subscription_count() > 0
-        if raw_wanted or self._annotated_compressed.wanted():
-            drawn = self._annotate(staged.image, staged.order, result)
-            if raw_wanted:
-                self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
-            self._annotated_compressed.publish(drawn, 'bgr8', msg.header)
         t2 = time.perf_counter()
-        self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
-        self.stats.add(convert_ms=staged.convert_ms, message_ms=(t1 - t0) * 1e3,
-                       publish_ms=(t2 - t1) * 1e3, latency_ms=self._latency_ms)
-
-    def _annotate(self, image: np.ndarray, order: str, result: InferenceResult) -> np.ndarray:
-        """The annotated BGR frame: confirmed results over raw ones, or raw ones only."""
-        bgr = image if order == 'BGR' else cv2.cvtColor(
-            image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
-        if self.params['annotate_confirmed']:
-            if result.task is Task.CLASSIFICATION:
-                bgr = draw_result(bgr, result)  # the search region and the digit found
-            return draw_confirmed(bgr, result.results, self._confirmed, result.task)
-        return draw_result(bgr, result)
+        self._latency_ms = (self.now_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
+        stats = self.stats
+        stats.convert.add(staged.convert_ms)
+        stats.message.add((t1 - t0) * 1e3)
+        stats.publish.add((t2 - t1) * 1e3)
+        stats.latency.add(self._latency_ms)
 
     def _label_info(self) -> LabelInfo:
         assert self.engine is not None
@@ -410,16 +312,13 @@ class InferenceNode(LifecycleNode):
                        for i, name in enumerate(card.labels)],
             threshold=float(card.score_threshold))
 
-    def _clock_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
-    def _report(self) -> list[Status]:
+    def report(self) -> list[Status]:
         engine, stats = self.engine, self.stats
         report = engine.provider_report if engine else None
-        idle = self._clock_s() - self._last_input if self._last_input is not None else None
+        idle = self.now_s() - self._last_input if self._last_input is not None else None
         return [self._monitor.report(time.monotonic(), InferenceSnapshot(
-            state=self.lifecycle_state,
-            model=engine.card.name if engine else self.params['model'],
+            state=self.node_state.value,
+            model=engine.card.name if engine else self.params.model,
             input_topic=self._input_topic, received=stats.counts.received,
             processed=stats.counts.processed, skipped=stats.counts.skipped,
             errors=stats.counts.errors,
@@ -428,24 +327,12 @@ class InferenceNode(LifecycleNode):
             fallback='; '.join(f'{name} not used: {reason}' for name, reason in
                                report.failures.items()) if report else '',
             idle_s=idle, latency_ms=self._latency_ms,
-            mean_latency_ms=stats.latency_ms if stats.counts.processed else None,
+            mean_latency_ms=stats.latency.value if stats.counts.processed else None,
             qos=self._qos_mismatch, self_check=self._self_check,
-            configure_error=self._configure_error))]
+            configure_error=self.configure_error))]
 
-    def _exit(self) -> None:
-        """After a failed autostart: publish the ERROR until a listener has had it twice (or
-        EXIT_LINGER_S passed), then end the process."""
-        self._diagnostics.publish()
-        if self._diagnostics.publisher.get_subscription_count() > 0:
-            self._exit_heard += 1
-        self.finished = self._exit_heard >= 2 or time.monotonic() > self._exit_deadline
-
-    def _log_stats(self) -> None:
+    def log_stats(self) -> None:
         self.get_logger().info(self.stats.summary())
-
-    def destroy_node(self) -> None:
-        self._shutdown_worker()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,15 +1,21 @@
-"""The parameters of every node: names, defaults, descriptions, ranges, allowed values.
+"""The parameters of every node: one typed dataclass per node, the single source of defaults.
 
-One table per node, kept free of rclpy so that tests, launch-file checks and the documentation
-read the same source the nodes declare from (`node_support.declare_parameters`).
+Each field is a ROS parameter: its type, default, description, range, allowed values and
+whether it may change while the node runs (`read_only`) are declared once, here, with
+:func:`parameter`. The nodes declare them from these classes (`ros.vision_node`) and read them
+as attributes (`self.params.fps`); tests, the launch-file checks and the documentation read the
+same classes. No rclpy here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ros_onnx_vision.image_encodings import CAMERA_ENCODINGS
+
+_SPEC = 'ros_parameter'
 
 
 @dataclass(frozen=True)
@@ -36,180 +42,270 @@ class ParameterSpec:
         return None
 
 
+def parameter(default: Any, description: str, *, low: float | None = None,
+              high: float | None = None, choices: tuple[str, ...] = (),
+              read_only: bool = False) -> Any:
+    """A dataclass field that is a ROS parameter (its spec rides in the field's metadata)."""
+    spec = ParameterSpec('', default, description, low, high, tuple(choices), read_only)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata={_SPEC: spec})
+    return dataclasses.field(default=default, metadata={_SPEC: spec})
+
+
+Parameters = TypeVar('Parameters')
+
+
+def parameter_specs(parameters: type[Any]) -> tuple[ParameterSpec, ...]:
+    """The ParameterSpec of every field of a node's parameter class, in declaration order."""
+    return tuple(dataclasses.replace(f.metadata[_SPEC], name=f.name)
+                 for f in dataclasses.fields(parameters))
+
+
+def autostart() -> Any:
+    return parameter(True, 'Configure and activate at start; false leaves the lifecycle node '
+                     'unconfigured, for a lifecycle manager or `ros2 lifecycle set`',
+                     read_only=True)
+
+
+def diagnostics_period() -> Any:
+    return parameter(1.0, 'Seconds between diagnostic_msgs/DiagnosticArray reports on '
+                     '/diagnostics (steady time)', low=0.1, high=60.0, read_only=True)
+
+
 RELIABILITY = ('best_effort', 'reliable')  # publishers
-# Subscriptions: best_available follows the publishers (node_support.MatchedSubscription).
+# Subscriptions: best_available follows the publishers (ros.matched_subscription).
 SUBSCRIPTION_RELIABILITY = ('best_available', 'best_effort', 'reliable')
-DIAGNOSTICS_PERIOD = ParameterSpec(
-    'diagnostics_period', 1.0,
-    'Seconds between diagnostic_msgs/DiagnosticArray reports on /diagnostics (steady time)',
-    low=0.1, high=60.0, read_only=True)
-
-CAMERA_NODE = (
-    ParameterSpec('source', 'synthetic',
-                  'Image source: a V4L2 device (/dev/video0 or an index such as 0), a video '
-                  'file, an image, a directory or glob of images, an rtsp:// or http:// '
-                  "stream, a rosbag2 recording (.mcap, .db3 or bag folder) or 'synthetic' "
-                  "('synthetic:640x480' sets its size)", read_only=True),
-    ParameterSpec('source_kind', '',
-                  'Override the kind inferred from source (empty = infer)',
-                  choices=('', 'device', 'video', 'image', 'images', 'stream', 'rosbag',
-                           'synthetic'), read_only=True),
-    ParameterSpec('frame_id', 'camera', 'frame_id of the published images and CameraInfo'),
-    ParameterSpec('camera_name', 'camera', 'Camera name reported in logs and calibration',
-                  read_only=True),
-    ParameterSpec('fps', -1.0,
-                  'Target publish rate in Hz: -1 = the source\'s own rate (video files, bags; '
-                  '30 for sources without one), 0 = as fast as possible (benchmarks)',
-                  low=-1.0, high=1000.0,
-                  read_only=True),
-    ParameterSpec('width', 0, 'Output width in pixels (0 = source width; resize when set)',
-                  low=0, high=16384),
-    ParameterSpec('height', 0, 'Output height in pixels (0 = source height; resize when set)',
-                  low=0, high=16384),
-    ParameterSpec('encoding', 'bgr8', 'Published image encoding', choices=CAMERA_ENCODINGS),
-    ParameterSpec('loop', True, 'Restart files, image lists and bags at their end',
-                  read_only=True),
-    ParameterSpec('end_action', 'idle',
-                  'At the end of a non-looping source: stay idle or exit the node',
-                  choices=('idle', 'exit')),
-    ParameterSpec('camera_info_url', '',
-                  'Calibration YAML (file:// URL or path, camera_calibration format); empty = '
-                  'an uncalibrated CameraInfo of the right size', read_only=True),
-    ParameterSpec('device_pixel_format', '',
-                  'V4L2 pixel format to request (FOURCC such as MJPG or YUYV; empty = default)',
-                  read_only=True),
-    ParameterSpec('rosbag_topic', '',
-                  'Image topic to replay from a rosbag2 recording (empty = its only Image topic)',
-                  read_only=True),
-    ParameterSpec('reliability', 'best_effort',
-                  'QoS reliability of image_raw and camera_info (sensor data: best_effort)',
-                  choices=RELIABILITY, read_only=True),
-    ParameterSpec('depth', 5, 'QoS keep-last depth of image_raw and camera_info',
-                  low=1, high=100, read_only=True),
-    ParameterSpec('jpeg_quality', 80,
-                  'JPEG quality of image_raw/compressed (image_transport\'s compressed topic; '
-                  'encoded only while someone subscribes to it)', low=1, high=100,
-                  read_only=True),
-    ParameterSpec('wait_for_subscribers', 0,
-                  'Hold the first frame until image_raw has this many subscribers (recording, '
-                  'tests: no frame lost to discovery); 0 = publish at once', low=0, high=100,
-                  read_only=True),
-    ParameterSpec('retry_initial_delay', 0.5,
-                  'First delay in seconds before reopening a source that failed', low=0.01,
-                  high=60.0,
-                  read_only=True),
-    ParameterSpec('retry_max_delay', 10.0,
-                  'Longest delay in seconds between reopen attempts (doubling backoff)',
-                  low=0.01, high=600.0,
-                  read_only=True),
-    ParameterSpec('max_retries', -1,
-                  'Reopen attempts before giving up (-1 = forever, 0 = never retry)',
-                  low=-1, high=1_000_000),
-    DIAGNOSTICS_PERIOD,
-)
-
-INFERENCE_NODE = (
-    ParameterSpec('model', 'centernet_mobilenetv3_512.yaml',
-                  'Model card (YAML): a path, or a file name in the package\'s models/ folder',
-                  read_only=True),
-    ParameterSpec('execution_providers', ['cpu'],
-                  'ONNX Runtime execution providers in order of preference (tensorrt, cuda, '
-                  'cpu or full names); the first that loads is used', read_only=True),
-    ParameterSpec('strict_providers', False,
-                  'Fail configuration when a requested provider cannot load, instead of falling '
-                  'back to the next one (with a warning saying why)', read_only=True),
-    ParameterSpec('intra_op_threads', 0,
-                  'ONNX Runtime intra-op threads (0 = automatic: one per available CPU, less one '
-                  'for the camera, DDS and smoothing; at least 1)', low=0, high=256,
-                  read_only=True),
-    ParameterSpec('intra_op_spinning', False,
-                  'Let idle ONNX Runtime threads busy-wait for the next frame (ONNX Runtime\'s '
-                  'own default). Off: the camera and smoothing processes get that CPU',
-                  read_only=True),
-    ParameterSpec('graph_optimization', 'all', 'ONNX Runtime graph optimisation level',
-                  choices=('disable', 'basic', 'extended', 'all'), read_only=True),
-    ParameterSpec('optimized_model_cache', '',
-                  'Where to store the optimised model for faster later starts (empty = none)',
-                  read_only=True),
-    ParameterSpec('score_threshold', -1.0,
-                  'Minimum score of a result (-1 = the model card default)', low=-1.0, high=1.0),
-    ParameterSpec('nms_iou_threshold', -1.0,
-                  'IoU above which overlapping boxes are suppressed (-1 = model card default)',
-                  low=-1.0, high=1.0),
-    ParameterSpec('class_filter', ['card'],
-                  'Labels to keep: ["card"] = the model card\'s filter, [] = all classes'),
-    ParameterSpec('top_k', 0, 'Classification results to publish (0 = model card default)',
-                  low=0, high=1000),
-    ParameterSpec('digit_roi', [0.2, 0.1, 0.6, 0.8],
-                  'Classification with digit extraction: region searched for a written digit, '
-                  'x, y, width, height as fractions of the image'),
-    ParameterSpec('annotate_confirmed', True,
-                  'Draw on image_annotated the confirmed results of smoothing_node (bold, with '
-                  'track ids; from the *_smoothed topic, one frame behind) over the raw ones; '
-                  'false = raw results only', read_only=True),
-    ParameterSpec('reliability', 'best_available',
-                  'QoS reliability of the image subscription: best_available follows the '
-                  'camera (reliable for a reliable one, best effort for a best-effort one such '
-                  'as a simulator\'s; best effort on Humble); best_effort or reliable force one '
-                  '(a reliable subscriber never hears a best-effort camera)',
-                  choices=SUBSCRIPTION_RELIABILITY, read_only=True),
-    ParameterSpec('image_transport', 'raw',
-                  'Input transport, as image_transport names it: raw subscribes the image '
-                  'topic (sensor_msgs/Image), compressed its <topic>/compressed '
-                  '(sensor_msgs/CompressedImage, JPEG or PNG)', choices=('raw', 'compressed'),
-                  read_only=True),
-    ParameterSpec('jpeg_quality', 80,
-                  'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
-                  low=1, high=100, read_only=True),
-    ParameterSpec('autostart', True,
-                  'Configure and activate at start; false leaves the lifecycle node unconfigured',
-                  read_only=True),
-    ParameterSpec('max_image_pixels', 50_000_000,
-                  'Refuse images with more pixels than this instead of allocating for them',
-                  low=1, high=1_000_000_000),
-    DIAGNOSTICS_PERIOD,
-)
-
-SMOOTHING_NODE = (
-    ParameterSpec('task', 'detection', 'What to smooth: detections or classification',
-                  choices=('detection', 'classification'), read_only=True),
-    ParameterSpec('window', 0.5,
-                  'Confirmation window in seconds: N = max(1, round(FPS * window)) agreeing '
-                  'frames confirm a result', low=0.001, high=60.0),
-    ParameterSpec('release_frames', 0,
-                  'M: consecutive disagreeing or empty frames that release a confirmed result '
-                  '(0 = N // 2 for labels, N for detection tracks, which are published at their '
-                  'predicted box for the first N // 2 of them only)', low=0, high=100_000),
-    ParameterSpec('min_score', 0.0, 'Results below this score count as no result',
-                  low=0.0, high=1.0),
-    ParameterSpec('timeout', 1.0,
-                  'Seconds without input (by stamps and by the node clock) after which '
-                  'everything confirmed is released', low=0.001, high=3600.0),
-    ParameterSpec('rate_window', 2.0,
-                  'Seconds of header stamps used to estimate the frame rate', low=0.05,
-                  high=600.0,
-                  read_only=True),
-    ParameterSpec('min_iou', 0.3,
-                  'Detections: minimum IoU between a box and a track\'s predicted box to '
-                  'associate them (a centre within 1.5 box sizes also does)',
-                  low=0.01, high=1.0),
-    ParameterSpec('box_smoothing', 0.0,
-                  'Detections: exponential smoothing of confirmed boxes (0 = off, towards 1 = '
-                  'smoother)', low=0.0, high=0.99),
-    ParameterSpec('reliability', 'best_available',
-                  'QoS reliability of the result subscription (best_available follows the '
-                  'publisher: reliable for inference_node)',
-                  choices=SUBSCRIPTION_RELIABILITY, read_only=True),
-    DIAGNOSTICS_PERIOD,
-)
-
-NODE_PARAMETERS: dict[str, tuple[ParameterSpec, ...]] = {
-    'camera_node': CAMERA_NODE,
-    'inference_node': INFERENCE_NODE,
-    'smoothing_node': SMOOTHING_NODE,
-}
 
 
-def spec_by_name(node: str) -> dict[str, ParameterSpec]:
-    """The parameter table of an executable, keyed by parameter name."""
-    return {spec.name: spec for spec in NODE_PARAMETERS[node]}
+@dataclass(frozen=True)
+class CameraParameters:
+    """camera_node."""
+
+    source: str = parameter(
+        'synthetic',
+        'Image source: a V4L2 device (/dev/video0 or an index such as 0), a video file, an '
+        'image, a directory or glob of images, an rtsp:// or http:// stream, a rosbag2 '
+        "recording (.mcap, .db3 or bag folder) or 'synthetic' ('synthetic:640x480' sets its "
+        'size)',
+        read_only=True)
+    source_kind: str = parameter(
+        '',
+        'Override the kind inferred from source (empty = infer)',
+        choices=('', 'device', 'video', 'image', 'images', 'stream', 'rosbag', 'synthetic'),
+        read_only=True)
+    frame_id: str = parameter('camera', 'frame_id of the published images and CameraInfo')
+    camera_name: str = parameter(
+        'camera',
+        'Camera name reported in logs and calibration',
+        read_only=True)
+    fps: float = parameter(
+        -1.0,
+        "Target publish rate in Hz: -1 = the source's own rate (video files, bags; 30 for "
+        'sources without one), 0 = as fast as possible (benchmarks)',
+        low=-1.0, high=1000.0, read_only=True)
+    width: int = parameter(
+        0,
+        'Output width in pixels (0 = source width; resize when set)',
+        low=0, high=16384)
+    height: int = parameter(
+        0,
+        'Output height in pixels (0 = source height; resize when set)',
+        low=0, high=16384)
+    encoding: str = parameter('bgr8', 'Published image encoding', choices=CAMERA_ENCODINGS)
+    loop: bool = parameter(
+        True,
+        'Restart files, image lists and bags at their end',
+        read_only=True)
+    end_action: str = parameter(
+        'idle',
+        'At the end of a non-looping source: stay idle or exit the node',
+        choices=('idle', 'exit'))
+    camera_info_url: str = parameter(
+        '',
+        'Calibration YAML (file:// URL or path, camera_calibration format); empty = an '
+        'uncalibrated CameraInfo of the right size',
+        read_only=True)
+    device_pixel_format: str = parameter(
+        '',
+        'V4L2 pixel format to request (FOURCC such as MJPG or YUYV; empty = default)',
+        read_only=True)
+    rosbag_topic: str = parameter(
+        '',
+        'Image topic to replay from a rosbag2 recording (empty = its only Image topic)',
+        read_only=True)
+    reliability: str = parameter(
+        'best_effort',
+        'QoS reliability of image_raw and camera_info (sensor data: best_effort)',
+        choices=RELIABILITY, read_only=True)
+    depth: int = parameter(
+        5,
+        'QoS keep-last depth of image_raw and camera_info',
+        low=1, high=100, read_only=True)
+    jpeg_quality: int = parameter(
+        80,
+        "JPEG quality of image_raw/compressed (image_transport's compressed topic; encoded "
+        'only while someone subscribes to it)',
+        low=1, high=100, read_only=True)
+    wait_for_subscribers: int = parameter(
+        0,
+        'Hold the first frame until image_raw has this many subscribers (recording, tests: no '
+        'frame lost to discovery); 0 = publish at once',
+        low=0, high=100, read_only=True)
+    retry_initial_delay: float = parameter(
+        0.5,
+        'First delay in seconds before reopening a source that failed',
+        low=0.01, high=60.0, read_only=True)
+    retry_max_delay: float = parameter(
+        10.0,
+        'Longest delay in seconds between reopen attempts (doubling backoff)',
+        low=0.01, high=600.0, read_only=True)
+    max_retries: int = parameter(
+        -1,
+        'Reopen attempts before giving up (-1 = forever, 0 = never retry)',
+        low=-1, high=1_000_000)
+
+    autostart: bool = autostart()
+    diagnostics_period: float = diagnostics_period()
+
+    def __post_init__(self) -> None:
+        if self.fps < 0 and self.fps != -1:
+            raise ValueError(f'invalid parameter: fps={self.fps} is negative; expected -1 '
+                             '(source rate), 0 (as fast as possible) or a rate > 0')
+
+
+@dataclass(frozen=True)
+class InferenceParameters:
+    """inference_node."""
+
+    model: str = parameter(
+        'centernet_mobilenetv3_512.yaml',
+        "Model card (YAML): a path, or a file name in the package's models/ folder",
+        read_only=True)
+    execution_providers: list[str] = parameter(
+        ['cpu'],
+        'ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu or full '
+        'names); the first that loads is used',
+        read_only=True)
+    strict_providers: bool = parameter(
+        False,
+        'Fail configuration when a requested provider cannot load, instead of falling back to '
+        'the next one (with a warning saying why)',
+        read_only=True)
+    intra_op_threads: int = parameter(
+        0,
+        'ONNX Runtime intra-op threads (0 = automatic: one per available CPU, less one for the '
+        'camera, DDS and smoothing; at least 1)',
+        low=0, high=256, read_only=True)
+    intra_op_spinning: bool = parameter(
+        False,
+        "Let idle ONNX Runtime threads busy-wait for the next frame (ONNX Runtime's own "
+        'default). Off: the camera and smoothing processes get that CPU',
+        read_only=True)
+    graph_optimization: str = parameter(
+        'all',
+        'ONNX Runtime graph optimisation level',
+        choices=('disable', 'basic', 'extended', 'all'), read_only=True)
+    optimized_model_cache: str = parameter(
+        '',
+        'Where to store the optimised model for faster later starts (empty = none)',
+        read_only=True)
+    score_threshold: float = parameter(
+        -1.0,
+        'Minimum score of a result (-1 = the model card default)',
+        low=-1.0, high=1.0)
+    nms_iou_threshold: float = parameter(
+        -1.0,
+        'IoU above which overlapping boxes are suppressed (-1 = model card default)',
+        low=-1.0, high=1.0)
+    class_filter: list[str] = parameter(
+        ['card'],
+        'Labels to keep: ["card"] = the model card\'s filter, [] = all classes')
+    top_k: int = parameter(
+        0,
+        'Classification results to publish (0 = model card default)',
+        low=0, high=1000)
+    digit_roi: list[float] = parameter(
+        [0.2, 0.1, 0.6, 0.8],
+        'Classification with digit extraction: region searched for a written digit, x, y, '
+        'width, height as fractions of the image')
+    annotate_confirmed: bool = parameter(
+        True,
+        'Draw on image_annotated the confirmed results of smoothing_node (bold, with track '
+        'ids; from the *_smoothed topic, one frame behind) over the raw ones; false = raw '
+        'results only',
+        read_only=True)
+    reliability: str = parameter(
+        'best_available',
+        'QoS reliability of the image subscription: best_available follows the camera '
+        '(reliable for a reliable one, best effort for a best-effort one such as a '
+        "simulator's; best effort on Humble); best_effort or reliable force one (a reliable "
+        'subscriber never hears a best-effort camera)',
+        choices=SUBSCRIPTION_RELIABILITY, read_only=True)
+    image_transport: str = parameter(
+        'raw',
+        'Input transport, as image_transport names it: raw subscribes the image topic '
+        '(sensor_msgs/Image), compressed its <topic>/compressed (sensor_msgs/CompressedImage, '
+        'JPEG or PNG)',
+        choices=('raw', 'compressed'), read_only=True)
+    jpeg_quality: int = parameter(
+        80,
+        'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
+        low=1, high=100, read_only=True)
+    autostart: bool = autostart()
+    max_image_pixels: int = parameter(
+        50_000_000,
+        'Refuse images with more pixels than this instead of allocating for them',
+        low=1, high=1_000_000_000)
+
+    diagnostics_period: float = diagnostics_period()
+
+
+@dataclass(frozen=True)
+class SmoothingParameters:
+    """smoothing_node."""
+
+    task: str = parameter(
+        'detection',
+        'What to smooth: detections or classification',
+        choices=('detection', 'classification'), read_only=True)
+    window: float = parameter(
+        0.5,
+        'Confirmation window in seconds: N = max(1, round(FPS * window)) agreeing frames '
+        'confirm a result',
+        low=0.001, high=60.0)
+    release_frames: int = parameter(
+        0,
+        'M: consecutive disagreeing or empty frames that release a confirmed result (0 = N // '
+        '2 for labels, N for detection tracks, which are published at their predicted box for '
+        'the first N // 2 of them only)',
+        low=0, high=100_000)
+    min_score: float = parameter(
+        0.0,
+        'Results below this score count as no result',
+        low=0.0, high=1.0)
+    timeout: float = parameter(
+        1.0,
+        'Seconds without input (by stamps and by the node clock) after which everything '
+        'confirmed is released',
+        low=0.001, high=3600.0)
+    rate_window: float = parameter(
+        2.0,
+        'Seconds of header stamps used to estimate the frame rate',
+        low=0.05, high=600.0, read_only=True)
+    min_iou: float = parameter(
+        0.3,
+        "Detections: minimum IoU between a box and a track's predicted box to associate them "
+        '(a centre within 1.5 box sizes also does)',
+        low=0.01, high=1.0)
+    box_smoothing: float = parameter(
+        0.0,
+        'Detections: exponential smoothing of confirmed boxes (0 = off, towards 1 = smoother)',
+        low=0.0, high=0.99)
+    reliability: str = parameter(
+        'best_available',
+        'QoS reliability of the result subscription (best_available follows the publisher: '
+        'reliable for inference_node)',
+        choices=SUBSCRIPTION_RELIABILITY, read_only=True)
+
+    autostart: bool = autostart()
+    diagnostics_period: float = diagnostics_period()
