@@ -55,13 +55,6 @@ class ScaleInfo:
             np.clip(out[:, 1::2], 0, self.source_height, out=out[:, 1::2])
         return out
 
-    def to_input(self, boxes: np.ndarray) -> np.ndarray:
-        """Map ``[N, 4]`` boxes from source to model-input pixels (the inverse of to_source)."""
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y], np.float32)
-        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
-        return boxes * scale + pad
-
 
 def image_order(image: np.ndarray, color_order: str) -> str:
     """The effective channel order of an image: GRAY for one channel, else ``color_order``."""
