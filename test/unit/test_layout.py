@@ -38,7 +38,7 @@ def test_message_conversion_does_not_load_the_engine():
 
 
 PLAIN = sorted(str(p.relative_to(REPO).with_suffix('')).replace('/', '.')
-               for folder in ('camera', 'inference', 'smoothing', 'cli')
+               for folder in ('camera', 'camera/sources', 'inference', 'smoothing', 'cli')
                for p in (REPO / 'ros_onnx_vision' / folder).glob('*.py')
                if p.name != '__init__.py') + ['ros_onnx_vision.results',
                                                'ros_onnx_vision.geometry']
