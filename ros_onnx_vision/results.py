@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, TYPE_CHECKING
+from typing import Any, Mapping
 
 from ros_onnx_vision.geometry import Box
-
-if TYPE_CHECKING:  # type only: pre-processing needs OpenCV
-    from ros_onnx_vision.inference.preprocessing import ScaleInfo
 
 
 class Task(str, Enum):
@@ -118,7 +115,6 @@ class InferenceResult:
     no_digit: str | None = None
     digit_box: tuple[int, int, int, int] | None = None
     roi_box: tuple[int, int, int, int] | None = None
-    scale: ScaleInfo | None = None
     implausible: str | None = None
 
     @property

@@ -23,7 +23,7 @@ import struct
 import cv2
 import numpy as np
 
-from ros_onnx_vision.camera.frame_sources import normalize_decoded
+from ros_onnx_vision.camera.sources.base import normalize_decoded
 from ros_onnx_vision.image_encodings import UnsupportedEncoding
 
 CODECS = ('jpeg', 'png')

@@ -5,13 +5,8 @@ periods, so nothing drifts, and a slow frame does not delay the following deadli
 caller falls a whole period or more behind, the missed slots are skipped (counted in
 `skipped`) instead of being released back to back.
 
-Two ways to drive it:
-
-* a dedicated thread calling the blocking `wait()` (stop it from another thread with `stop()`);
-* a caller-owned loop or fast timer calling the non-blocking `poll(now)`, with `sleep_time(now)`
-  telling how long until the next slot.
-
-Both take an injectable clock (and `wait()` an injectable sleep) so tests use a fake clock.
+A dedicated thread drives it with the blocking `wait()`; `stop()` from another thread ends
+it. The clock and the sleep are injectable, so tests use a fake clock.
 """
 
 from __future__ import annotations
@@ -38,11 +33,6 @@ class Tick:
     released: float  #: clock reading at release
     skipped: int  #: slots dropped right before this one
 
-    @property
-    def lateness(self) -> float:
-        """Seconds between the deadline and the release (>= 0)."""
-        return max(0.0, self.released - self.deadline)
-
 
 def _check_fps(fps: float) -> float:
     if not math.isfinite(fps) or fps < 0:
@@ -54,86 +44,37 @@ class RatePacer:
     """Paces a loop at `fps` slots per second on absolute deadlines (0 = no pacing).
 
     Counters: `released` slots delivered, `skipped` slots dropped because the caller was a
-    period or more behind, `late` released slots that were more than `late_tolerance`
-    (default: a tenth of the period) past their deadline. Thread-safe.
+    period or more behind. Thread-safe.
     """
 
     def __init__(self, fps: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] | None = None,
-                 late_tolerance: float | None = None):
-        """Create a pacer; the schedule starts (slot 0 released) at the first wait/poll.
+                 sleep: Callable[[float], object] | None = None):
+        """Create a pacer; the schedule starts (slot 0 released) at the first wait.
 
-        `sleep` defaults to an interruptible wait, so that `stop()` and `set_rate()` take
-        effect at once; a fake sleep for tests must advance the fake clock.
+        `sleep` defaults to an interruptible wait, so that `stop()` takes effect at once; a
+        fake sleep for tests must advance the fake clock.
         """
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._clock = clock
         self._sleep = sleep
-        self._late_tolerance = late_tolerance
         self._fps = _check_fps(fps)
         self._t0: float | None = None
         self._k = 0
         self._stopped = False
         self.released = 0
         self.skipped = 0
-        self.late = 0
 
     @property
     def fps(self) -> float:
         """The target rate (0 = as fast as possible)."""
         return self._fps
 
-    def set_rate(self, fps: float) -> None:
-        """Change the rate; the next slot comes one new period after the last released one."""
-        fps = _check_fps(fps)
-        with self._lock:
-            if fps == self._fps:
-                return
-            if self._t0 is not None and self._fps and fps and self._k > 0:
-                last = self._t0 + (self._k - 1) / self._fps
-                self._t0, self._k = last, 1
-            else:
-                self._t0, self._k = None, 0
-            self._fps = fps
-            self._wake.set()
-
-    def reset(self) -> None:
-        """Restart the schedule: the next wait/poll releases at once (e.g. after an outage)."""
-        with self._lock:
-            self._t0, self._k = None, 0
-            self._wake.set()
-
     def stop(self) -> None:
         """Make a blocked and every later `wait()` return None."""
         with self._lock:
             self._stopped = True
             self._wake.set()
-
-    @property
-    def stopped(self) -> bool:
-        """Whether `stop()` was called."""
-        return self._stopped
-
-    def next_deadline(self) -> float | None:
-        """Clock time of the next slot; None before the first release or when unpaced."""
-        with self._lock:
-            if self._t0 is None or not self._fps:
-                return None
-            return self._t0 + self._k / self._fps
-
-    def sleep_time(self, now: float | None = None) -> float:
-        """Seconds from `now` (default: the clock) until the next slot, 0 if it is due."""
-        deadline = self.next_deadline()
-        if deadline is None:
-            return 0.0
-        now = self._clock() if now is None else now
-        return max(0.0, deadline - now)
-
-    def poll(self, now: float | None = None) -> Tick | None:
-        """Release the current slot if it is due at `now` (default: the clock), else None."""
-        with self._lock:
-            return self._release(self._clock() if now is None else now)
 
     def wait(self) -> Tick | None:
         """Block until the next slot and release it; None once `stop()` was called."""
@@ -174,9 +115,6 @@ class RatePacer:
             skipped = latest - self._k
             self._k = latest
             deadline = self._t0 + latest * period
-        tolerance = period / 10 if self._late_tolerance is None else self._late_tolerance
-        if now - deadline > tolerance:
-            self.late += 1
         self.skipped += skipped
         self.released += 1
         tick = Tick(self._k, deadline, now, skipped)

@@ -193,8 +193,7 @@ class InferenceEngine:
             assert frame.scale is not None
             detections, implausible = self._detect(card, outputs.outputs, frame.scale)
             result = InferenceResult(card.task, frame.size, StageTimings(),
-                                     detections=detections, scale=frame.scale,
-                                     implausible=implausible)
+                                     detections=detections, implausible=implausible)
         elif extraction is None:
             result = InferenceResult(card.task, frame.size, StageTimings(),
                                      classifications=self._classify(card, outputs.outputs))

@@ -68,10 +68,16 @@ PLANTED_SCORES = [0.9, 0.8, 0.7]
 FRAME_W, FRAME_H = 640, 480
 
 
+def to_input(info: ScaleInfo, boxes: np.ndarray) -> np.ndarray:
+    """Source-pixel boxes in model-input pixels: the inverse of ``info.to_source``."""
+    scale = np.array([info.scale_x, info.scale_y] * 2, np.float32)
+    return boxes.astype(np.float32) * scale + np.array([info.pad_x, info.pad_y] * 2, np.float32)
+
+
 def planted_input_cxcywh() -> np.ndarray:
     """The planted boxes as cx, cy, w, h in the 320x320 letterboxed input."""
     info = resize_geometry(FRAME_W, FRAME_H, 320, 320, 'letterbox')
-    boxes = info.to_input(PLANTED)
+    boxes = to_input(info, PLANTED)
     return np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], 1)
 
 

@@ -140,7 +140,8 @@ def test_engine_result_and_overrides(engine: InferenceEngine) -> None:
     image = cv2.imread(str(ROOT / 'test' / 'data' / 'vtest_600.jpg'))
     result = engine.infer(image)
     assert result.task == 'detection' and result.image_size == (768, 576)
-    assert result.scale is not None and result.scale.scale_x == pytest.approx(416 / 768)
+    scale = engine.prepare(image).scale
+    assert scale is not None and scale.scale_x == pytest.approx(416 / 768)
     assert len(result.detections) >= 3
     assert [d.score for d in result.detections] == sorted((d.score for d in result.detections),
                                                           reverse=True)

@@ -90,7 +90,8 @@ def test_letterbox_round_trip_is_exact(width: int, height: int) -> None:
     xy = rng.uniform(0, 1, (20, 4)) * [width, height, width, height]
     boxes = np.concatenate([np.minimum(xy[:, :2], xy[:, 2:]), np.maximum(xy[:, :2], xy[:, 2:])],
                            axis=1).astype(np.float32)
-    planted = info.to_input(boxes)
+    scale = np.array([info.scale_x, info.scale_y] * 2, np.float32)
+    planted = boxes * scale + np.array([info.pad_x, info.pad_y] * 2, np.float32)  # to input
     np.testing.assert_allclose(info.to_source(planted), boxes, rtol=1e-5, atol=1e-3)
     # Through the shared post-processing, as a decoder would hand them over.
     raw = RawDetections(planted, np.linspace(0.9, 0.5, 20, dtype=np.float32),

@@ -16,9 +16,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from ros_onnx_vision.camera.frame_sources import (Frame, FrameSource, natural_key,
-                                                  normalize_decoded, redact_url, sane_fps,
-                                                  SourceError, SourceKind, SourceReadError)
+from ros_onnx_vision.camera.sources.base import (Frame, FrameSource, natural_key,
+                                                 normalize_decoded, redact_url, sane_fps,
+                                                 SourceError, SourceKind, SourceReadError)
 
 
 class CaptureLike(Protocol):

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from ros_onnx_vision.camera.frame_sources import (Frame, FrameSource, IMAGE_EXTENSIONS, imread,
-                                                  natural_key, SourceError, SourceKind)
+from ros_onnx_vision.camera.sources.base import (Frame, FrameSource, IMAGE_EXTENSIONS, imread,
+                                                 natural_key, SourceError, SourceKind)
 
 
 class ImageFileSource(FrameSource):

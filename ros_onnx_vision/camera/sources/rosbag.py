@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from ros_onnx_vision.camera import compression
-from ros_onnx_vision.camera.frame_sources import (bag_files_in, Frame, FrameSource,
-                                                  IMAGE_MSG_TYPES, sane_fps, SourceError,
-                                                  SourceKind)
+from ros_onnx_vision.camera.sources.base import (bag_files_in, Frame, FrameSource,
+                                                 IMAGE_MSG_TYPES, sane_fps, SourceError,
+                                                 SourceKind)
 from ros_onnx_vision.image_encodings import bgr_decoding, UnsupportedEncoding
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ros_onnx_vision.camera.frame_sources import Frame, FrameSource, SourceError, SourceKind
+from ros_onnx_vision.camera.sources.base import Frame, FrameSource, SourceError, SourceKind
 
 
 class SyntheticSource(FrameSource):
