@@ -196,12 +196,12 @@ class CameraMonitor:
         ok = (f'publishing at {_hz(achieved)} Hz' if s.state == 'publishing'
               else 'end of source (idle)' if s.state == 'ended'
               else f'{s.lifecycle}: not publishing' if s.lifecycle != 'active'
-              else s.state.value)
+              else CameraState(s.state).value)
         level, message = _combine(problems, ok)
         return Status(level, self.name, message, hardware_id=s.source, values={
             'source': s.source,
             'lifecycle state': s.lifecycle,
-            'state': s.state.value,
+            'state': CameraState(s.state).value,
             'target rate (Hz)': f'{s.target_hz:g}' if s.target_hz > 0 else 'source rate',
             'achieved rate (Hz)': _hz(achieved),
             'frames published': str(s.published),

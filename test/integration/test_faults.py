@@ -16,7 +16,7 @@ from rclpy.qos import QoSProfile
 from vision_msgs.msg import Detection2DArray
 
 from ros_onnx_vision.ros.graph import pipeline
-from ros_onnx_vision.ros.node_support import stamp_to_seconds
+from ros_onnx_vision.ros.stamps import stamp_to_seconds
 
 from conftest import DATA
 from graph_runner import GraphProcesses, start_node

@@ -18,7 +18,7 @@ from vision_msgs.msg import Classification, LabelInfo
 
 from ros_onnx_vision.ros.graph import pipeline
 from ros_onnx_vision.ros.image_conversion import numpy_to_image
-from ros_onnx_vision.ros.node_support import seconds_to_stamp, stamp_to_seconds
+from ros_onnx_vision.ros.stamps import seconds_to_stamp, stamp_to_seconds
 
 from conftest import reliability_settled
 from demo_inputs import digit_on_paper

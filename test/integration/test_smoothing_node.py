@@ -7,7 +7,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detection2DArray,
                              ObjectHypothesis, ObjectHypothesisWithPose)
 
-from ros_onnx_vision.ros.node_support import seconds_to_stamp
+from ros_onnx_vision.ros.stamps import seconds_to_stamp
 
 from conftest import reliability_settled
 from graph_runner import start_node

@@ -13,12 +13,19 @@ import pytest
 import yaml
 
 from ros_onnx_vision.ros.graph import CAMERA_TOPIC, node_overrides, Pipeline, pipeline, TASKS
-from ros_onnx_vision.ros.parameters import NODE_PARAMETERS, spec_by_name
+from ros_onnx_vision.ros.parameters import (CameraParameters, InferenceParameters,
+                                            parameter_specs, SmoothingParameters)
 
 from conftest import REPO
 from graph_runner import node_command
 
 BUILTIN_PARAMETERS = {'use_sim_time'}
+NODE_PARAMETERS = {'camera_node': CameraParameters, 'inference_node': InferenceParameters,
+                   'smoothing_node': SmoothingParameters}
+
+
+def spec_by_name(node: str) -> dict:
+    return {spec.name: spec for spec in parameter_specs(NODE_PARAMETERS[node])}
 
 
 def console_scripts() -> dict[str, str]:
@@ -55,7 +62,13 @@ def test_parameter_file_sets_only_declared_parameters(task):
                 assert declared[name].check(value) is None, f'{path.name}: {node}.{name}'
                 assert type(value) is type(declared[name].default) or (
                     isinstance(value, list) and isinstance(declared[name].default, list)), name
-    assert data['smoothing_node']['ros__parameters']['task'] == graph.inference_task
+                # Defaults are written once (ros/parameters.py): a file that restated one would
+                # silently keep the old value when the default changes.
+                assert value != declared[name].default, (
+                    f'{path.name}: {node}.{name}={value!r} restates the default')
+        NODE_PARAMETERS[node](**{k: v for k, v in values.items() if k in declared})
+    task = data['smoothing_node']['ros__parameters'].get('task', SmoothingParameters().task)
+    assert task == graph.inference_task
 
 
 def _remapped(graph: Pipeline, topics: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -231,7 +244,7 @@ def test_launch_without_rviz2_starts_the_nodes_only(launch_stand_ins, tmp_path, 
 
 
 def test_parameter_tables_have_descriptions():
-    for node, specs in NODE_PARAMETERS.items():
-        for spec in specs:
+    for node, parameters in NODE_PARAMETERS.items():
+        for spec in parameter_specs(parameters):
             assert spec.description, f'{node}.{spec.name}'
             assert spec.check(spec.default) is None, f'{node}.{spec.name} default'

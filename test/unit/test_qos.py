@@ -1,13 +1,14 @@
-"""node_support.qos and the best_available rule, without DDS: what each setting requests."""
+"""ros.qos and the best_available rule, without DDS: what each setting requests."""
 
 from __future__ import annotations
 
 import pytest
 from rclpy.qos import ReliabilityPolicy
 
-from ros_onnx_vision.ros import node_support
-from ros_onnx_vision.ros.node_support import has_best_available, qos, reliability_for
-from ros_onnx_vision.ros.parameters import spec_by_name
+from ros_onnx_vision.ros import qos as qos_module
+from ros_onnx_vision.ros.parameters import (CameraParameters, InferenceParameters,
+                                            parameter_specs, SmoothingParameters)
+from ros_onnx_vision.ros.qos import has_best_available, qos, reliability_for
 
 
 class Logger:
@@ -19,11 +20,14 @@ class Logger:
 
 
 def test_subscriptions_default_to_best_available_and_can_force_either():
-    for node in ('inference_node', 'smoothing_node'):
-        spec = spec_by_name(node)['reliability']
+    def reliability(parameters):
+        return next(s for s in parameter_specs(parameters) if s.name == 'reliability')
+
+    for parameters in (InferenceParameters, SmoothingParameters):
+        spec = reliability(parameters)
         assert spec.default == 'best_available'
         assert spec.choices == ('best_available', 'best_effort', 'reliable')
-    assert spec_by_name('camera_node')['reliability'].default == 'best_effort'  # a publisher
+    assert reliability(CameraParameters).default == 'best_effort'  # a publisher
     assert qos('best_effort', 1).reliability == ReliabilityPolicy.BEST_EFFORT
     assert qos('reliable', 10).reliability == ReliabilityPolicy.RELIABLE
     assert qos('reliable', 10).depth == 10
@@ -35,8 +39,8 @@ def test_best_available_where_the_distro_has_it():
 
 
 def test_humble_falls_back_to_best_effort_and_says_so_once(monkeypatch):
-    monkeypatch.setattr(node_support, 'has_best_available', lambda: False)
-    monkeypatch.setattr(node_support, '_fallback_logged', False)
+    monkeypatch.setattr(qos_module, 'has_best_available', lambda: False)
+    monkeypatch.setattr(qos_module, '_fallback_logged', False)
     logger = Logger()
     assert qos('best_available', 1, logger).reliability == ReliabilityPolicy.BEST_EFFORT
     assert qos('best_available', 1, logger).reliability == ReliabilityPolicy.BEST_EFFORT
