@@ -16,7 +16,7 @@ from ros_onnx_vision.ros.graph import CAMERA_TOPIC, node_overrides, Pipeline, pi
 from ros_onnx_vision.ros.parameters import NODE_PARAMETERS, spec_by_name
 
 from conftest import REPO
-from graph_runner import node_command
+from tools.demo.graph_runner import node_command
 
 BUILTIN_PARAMETERS = {'use_sim_time'}
 
