@@ -16,9 +16,9 @@ commands:
           (python -m ros_onnx_vision infer --help)
 
 From a source checkout: tools/demo.sh (the main job), tools/benchmark.sh (the benchmark suite),
-tools/optimize.py --card CARD (int8 and offline-optimised variants of a model card).
+python -m tools.optimize --card CARD (int8 and offline-optimised variants of a model card).
 '''
-CHECKOUT_TOOLS = {'demo': 'tools/demo.sh', 'optimize': 'tools/optimize.py'}
+CHECKOUT_TOOLS = {'demo': 'tools/demo.sh', 'optimize': 'python -m tools.optimize'}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,9 @@
 test/unit/ holds the fast checks of plain modules; test/integration/ the ones that start node
 processes, build with colcon or run models on many frames. Everything under integration/ is
 marked ``integration``, so ``tools/test.sh -m "not integration"`` runs the fast part alone.
-The development tools (tools/: the process launcher, the rclpy probe, demo inputs, evaluation) are imported
-from the checkout, as the tests always run from one.
+The development tools (the `tools` package: the process launcher, the rclpy probe, demo inputs,
+evaluation) are imported from the checkout, as the tests always run from one: setup.cfg's
+``pythonpath = .`` puts the repository root on the path.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ import itertools
 import os
 from pathlib import Path
 import re
-import sys
 
 import pytest
 
+from ros_onnx_vision.ros.environment import node_environment
+from tools.ros_probe import host_only_participant, RosProbe
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / 'test' / 'data'
-sys.path.insert(0, str(REPO / 'tools'))
-
-from ros_onnx_vision.ros.environment import node_environment  # noqa: E402
-from ros_probe import host_only_participant, RosProbe  # noqa: E402
 
 # The test process itself is a DDS participant too: same profile and discovery rules as the
 # node processes it talks to. Set before rclpy creates anything.

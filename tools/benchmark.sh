@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 tools/dev_env.py
-exec .venv/bin/python tools/benchmark.py "$@"
+exec .venv/bin/python -m tools.bench "$@"

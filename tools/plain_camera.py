@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A camera driver that is not ours: a plain rclpy publisher, as usb_cam or a simulator bridge.
 
-    .venv/bin/python tools/plain_camera.py [--topic image_raw] [--image FILE] [--size 640x480]
+    .venv/bin/python -m tools.plain_camera [--topic image_raw] [--image FILE] [--size 640x480]
         [--rate 15] [--frames 75] [--reliability reliable|best_effort]
         [--transport raw|compressed] [--format 'bgr8; jpeg compressed bgr8'] [--frame-id cam]
         [--wait 20] [--go FILE]
@@ -21,12 +21,8 @@ import argparse
 import json
 import os
 from pathlib import Path
-import sys
 import time
 from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def frame(image: str, width: int, height: int):
@@ -63,7 +59,8 @@ def subscribers_settled(node: Any, publisher: Any, reliability: Any) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.plain_camera',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--topic', default='image_raw')
     parser.add_argument('--image', default='', help='picture to publish (default: noise)')
     parser.add_argument('--size', default='640x480')

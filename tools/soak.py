@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Soak run: the full pipeline for a long time, watching memory and end-to-end latency.
 
-    .venv/bin/python tools/soak.py [--minutes 20] [--source test/data/vtest_000.jpg]
+    .venv/bin/python -m tools.soak [--minutes 20] [--source test/data/vtest_000.jpg]
         [--fps 30] [--interval 5] [--warmup S] [--output output/soak] [--domain D]
 
 Starts camera_node (an image, video or `synthetic` source at `--fps`), inference_node and
-smoothing_node of the human detection graph as separate processes (`graph_runner`, the same
-commands as the launch files), on a private ROS domain with host-only discovery. This process
-subscribes `detections_smoothed` (reliable); each message's latency is its receive wall time
-minus its header stamp (the camera's capture stamp, same host clock).
+smoothing_node of the human detection graph as separate processes (`tools.demo.graph_runner`,
+the same commands as the launch files), on a private ROS domain with host-only discovery. This
+process subscribes `detections_smoothed` (reliable); each message's latency is its receive wall
+time minus its header stamp (the camera's capture stamp, same host clock).
 
 Every `--interval` seconds it samples the resident memory of each node process (VmRSS from
 /proc/<pid>/status) and the latencies received since the last sample, and writes one CSV row.
@@ -42,7 +42,6 @@ import time
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 NODES = ('camera_node', 'inference_node', 'smoothing_node')
 GROWTH_GOAL_PCT = 5.0
@@ -153,10 +152,10 @@ def run(args: argparse.Namespace) -> int:
     from vision_msgs.msg import Detection2DArray
 
     from ros_onnx_vision.ros.graph import pipeline
-    from graph_runner import GraphProcesses
+    from tools.demo.graph_runner import GraphProcesses
     from ros_onnx_vision.ros.node_support import stamp_to_seconds
     from ros_onnx_vision.ros.environment import node_environment
-    from ros_probe import host_only_participant, RosProbe
+    from tools.ros_probe import host_only_participant, RosProbe
 
     duration = args.minutes * 60.0
     warmup = default_warmup(duration) if args.warmup is None else args.warmup
@@ -242,7 +241,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.soak',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('--minutes', type=float, default=20.0)
     parser.add_argument('--source', default=str(ROOT / 'test' / 'data' / 'vtest_000.jpg'),
                         help='camera_node source: image, video, or synthetic[:WxH]')

@@ -205,7 +205,7 @@ def self_check(engine: InferenceEngine) -> SelfCheckReport:
     if reference is None and card.task is Task.CLASSIFICATION:
         return SelfCheckReport(card.name, True, 'no reference to check against', (
             f'{card.name}: the card has no reference: its results on this machine are not '
-            'checked (add one with tools/models/record_reference.py)'), 0.0)
+            'checked (add one with python -m tools.models.record_reference)'), 0.0)
     path = reference.image if reference is not None else model_file(PACKAGE_REFERENCE_IMAGE)
     image = _read_image(path)
     passed, text, warning = True, '', None

@@ -206,7 +206,7 @@ def create_session(model_path: str | Path, providers: Sequence[str], *, strict: 
     (and TensorRT engines) are kept between runs; '' for none. ``intra_op_spinning``: let idle
     intra-op threads busy-wait for the next run (onnxruntime's default). Off by default: in a
     pipeline that shares the cores with the camera and smoothing processes, the spinning
-    threads burn the CPU those need (see tools/bench_pipeline.py and the benchmark report).
+    threads burn the CPU those need (see tools/bench/pipeline.py and the benchmark report).
     Raises :class:`ModelLoadError` when the file is not a loadable ONNX model.
     """
     model_path = Path(model_path)

@@ -34,7 +34,7 @@ import yaml
 from ros_onnx_vision.ros.environment import node_environment
 
 from conftest import reliability_settled, REPO, RosProbe
-from graph_runner import start_node
+from tools.demo.graph_runner import start_node
 
 MODELS = REPO / 'models'
 MNIST = MODELS / 'mnist_digits_cnn.onnx'

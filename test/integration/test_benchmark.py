@@ -1,4 +1,4 @@
-"""The benchmark suite (tools/benchmark.py): target rules, the report, and short real runs of
+"""The benchmark suite (python -m tools.bench): target rules, the report, and short real runs of
 its measuring parts (the pipeline with its probe, the transport pair, the stage benchmark).
 
 The full suite takes minutes (`tools/benchmark.sh`); here each part runs for seconds, and the
@@ -14,11 +14,8 @@ import sys
 import pytest
 
 from conftest import REPO
-from benchmark_report import (evaluate_targets, INT8_CARD, markdown, plot, TARGET_CARD,
-                              write_report)
-
-sys.path.insert(0, str(REPO / 'tools'))
-
+from tools.bench.report import (evaluate_targets, INT8_CARD, markdown, plot, TARGET_CARD,
+                                write_report)
 
 STALL = 'inference_node run (+9.0 ms mean in that second)'
 
@@ -154,9 +151,9 @@ def test_report_holds_every_figure_and_plot(tmp_path):
 
 def test_render_command_rewrites_the_report(tmp_path):
     (tmp_path / 'results.json').write_text(json.dumps(synthetic_results()))
-    done = subprocess.run([sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--render',
+    done = subprocess.run([sys.executable, '-m', 'tools.bench', '--render',
                            str(tmp_path / 'results.json')], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / 'report.md').read_text().startswith('# ros_onnx_vision benchmark')
     assert markdown(synthetic_results(), [], plot({}, tmp_path)).count('##') >= 4
@@ -165,7 +162,7 @@ def test_render_command_rewrites_the_report(tmp_path):
 def test_pipeline_benchmark_measures_a_real_graph(ros_domain, tmp_path):
     """Digits at 20 Hz for a few seconds: the probe sees smoothed results, the camera's frames
     and the nodes' CPU; the baseline and model-alone figures are consistent."""
-    import bench_pipeline
+    from tools.bench import pipeline as bench_pipeline
     results = bench_pipeline.run(['digit_classification'], [20.0], seconds=4.0, warmup=2.5,
                                  frames=10, threads=1, workdir=tmp_path, log=print,
                                  domain=ros_domain)
@@ -194,7 +191,7 @@ def test_pipeline_benchmark_measures_a_real_graph(ros_domain, tmp_path):
 
 
 def test_transport_pair_measures_latency(ros_domain):
-    import bench_transport
+    from tools.bench import transport as bench_transport
     row = bench_transport.measure('640x480', 'reliable', True, 1.0, 20.0, ros_domain)
     assert row['sent'] == 20 and row['received'] >= 18
     assert 0 < row['p50_ms'] <= row['p90_ms'] <= row['max_ms'] < 1000
@@ -202,7 +199,7 @@ def test_transport_pair_measures_latency(ros_domain):
 
 def test_accounting_reconciles_the_three_counts_and_names_a_disagreement():
     from types import SimpleNamespace
-    from bench_pipeline import accounting
+    from tools.bench.pipeline import accounting
 
     def status(received: int, processed: int, skipped: int) -> dict:
         return {'frames received': str(received), 'frames processed': str(processed),

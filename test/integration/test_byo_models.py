@@ -142,7 +142,7 @@ def test_byo_models_through_inference_node(tmp_path, ros_probe, node_env, card, 
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
-    from graph_runner import start_node
+    from tools.demo.graph_runner import start_node
     from ros_onnx_vision.ros.image_conversion import numpy_to_image
 
     log = tmp_path / 'inference_node.log'

@@ -15,7 +15,7 @@ from std_msgs.msg import UInt64
 from ros_onnx_vision.camera.sources.synthetic import decode_synthetic_counter
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
 
-from graph_runner import start_node
+from tools.demo.graph_runner import start_node
 
 
 def stamp(msg: Image) -> float:

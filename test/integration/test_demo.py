@@ -9,14 +9,13 @@ import sys
 import cv2
 
 from conftest import REPO
-from demo_inputs import stills_video
+from tools.demo.inputs import stills_video
 
 
 def run_demo(tmp_path, node_env, *args: str) -> dict:
     out = tmp_path / 'out'
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'demo.py'), '--output',
-                             str(out), *args], env=node_env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, '-m', 'tools.demo', '--output', str(out), *args],
+                            env=node_env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert '[demo] frames' in result.stdout  # progress lines while it runs
     for name in ('annotated.mp4', 'results.jsonl', 'summary.png', 'summary.json'):

@@ -13,7 +13,7 @@ from ros_onnx_vision.ros.diagnostics import (CameraMonitor, CameraSnapshot, Coun
 from ros_onnx_vision.ros.graph import pipeline
 
 from conftest import REPO
-from graph_runner import GraphProcesses, start_node
+from tools.demo.graph_runner import GraphProcesses, start_node
 
 MODELS = REPO / 'models'
 

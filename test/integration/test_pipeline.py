@@ -14,8 +14,8 @@ from ros_onnx_vision.ros.image_conversion import image_to_numpy
 from ros_onnx_vision.smoothing.rate import confirmation_frames
 
 from conftest import DATA
-from demo_inputs import digit_on_paper
-from graph_runner import GraphProcesses
+from tools.demo.inputs import digit_on_paper
+from tools.demo.graph_runner import GraphProcesses
 
 
 def stamp(header) -> tuple[int, int]:
@@ -140,7 +140,7 @@ def test_digit_classification_pipeline(ros_probe, node_env, tmp_path):
     ('digit_labels.txt', 'model card'),
 ])
 def test_inference_node_refuses_bad_model_clearly(node_env, tmp_path, model, expected):
-    from graph_runner import start_node
+    from tools.demo.graph_runner import start_node
     process = start_node('inference_node', node_env, parameters={'model': model},
                          log_file=tmp_path / 'inference.log')
     assert process.wait(60) == 1

@@ -21,7 +21,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification
 
 from conftest import REPO
-from graph_runner import start_node
+from tools.demo.graph_runner import start_node
 from ros_onnx_vision.ros.image_conversion import numpy_to_image
 
 PHOTOS = REPO.parent / 'shared' / 'data' / 'digit_photos_dev'

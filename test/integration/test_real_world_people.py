@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from detection_evaluation import evaluate_engine, load_box_labels, NEGATIVES, PENNFUDAN
+from tools.evaluate.people import evaluate_engine, load_box_labels, NEGATIVES, PENNFUDAN
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import load_model_card
 from ros_onnx_vision.ros.parameters import InferenceParameters

@@ -1,7 +1,7 @@
 """Confirmed vs raw detections on a labelled pedestrian video (../shared/data/people_video_dev).
 
 The default detector runs once on every frame of TUD-Stadtmitte (179 frames, 25 fps) and of
-a shaken copy (tools/evaluate_video.py shake); the detections are replayed through
+a shaken copy (python -m tools.evaluate.video shake); the detections are replayed through
 DetectionTracker as cameras at 10, 25 and 30 Hz with a processed rate below the camera's
 (ros_onnx_vision.smoothing.evaluation), and raw vs confirmed are scored after the first
 0.5 s. Skipped where the development set is not beside the checkout (its licence forbids
@@ -16,7 +16,7 @@ import cv2
 import pytest
 
 from conftest import REPO
-from evaluate_video import shake
+from tools.evaluate.video import shake
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import load_model_card
 from ros_onnx_vision.results import Detection

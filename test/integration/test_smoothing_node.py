@@ -10,7 +10,7 @@ from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detecti
 from ros_onnx_vision.ros.stamps import seconds_to_stamp
 
 from conftest import reliability_settled
-from graph_runner import start_node
+from tools.demo.graph_runner import start_node
 
 
 def header(t: float) -> Header:

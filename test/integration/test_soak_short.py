@@ -1,6 +1,6 @@
-"""A short soak (tools/soak.py for ~45 s): the pipeline runs without failure and no node's
+"""A short soak (python -m tools.soak for ~45 s): the pipeline runs without failure and no node's
 resident memory grows by 10% or more after a short warm-up. The long run is
-`tools/soak.py --minutes 20` (goal: growth < 5%, no upward latency trend).
+`python -m tools.soak --minutes 20` (goal: growth < 5%, no upward latency trend).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from conftest import REPO
 
 
 def test_short_soak(ros_domain, tmp_path):
-    command = [sys.executable, str(REPO / 'tools' / 'soak.py'), '--minutes', '0.75',
+    command = [sys.executable, '-m', 'tools.soak', '--minutes', '0.75',
                '--warmup', '15', '--interval', '2', '--stall', '15', '--output', str(tmp_path),
                '--domain', str(ros_domain)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=150)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=150)
     print(done.stdout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((tmp_path / 'soak_summary.json').read_text())

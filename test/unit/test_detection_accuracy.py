@@ -5,7 +5,7 @@ are matched greedily, best score first, to the unmatched label with the highest 
 detection whose best match is a ``difficult`` label is ignored (neither TP nor FP), and
 difficult labels are never misses. Recall is over the non-difficult labels. ``pytest -s``
 prints the table; the floors sit a little below what the current models measure. The matching
-and evaluation live in ros_onnx_vision/detection_evaluation.py (the model optimiser uses them too).
+and evaluation live in tools/evaluate/people.py (the model optimiser uses them too).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.engine import InferenceEngine
 
-from detection_evaluation import evaluate_engine, load_labels, match, NEGATIVES
+from tools.evaluate.people import evaluate_engine, load_labels, match, NEGATIVES
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / 'test' / 'data'
@@ -34,7 +34,7 @@ LABELS = DATA / 'person_labels.json'
 # misses one distant walker of vtest_600.jpg); the floor is the issue's 0.9 for the default.
 FLOORS = {
     'centernet_mobilenetv3_512.yaml': {'recall': 0.9, 'precision': 0.9},
-    # Its int8 variant (tools/optimize.py, qdq_pc_float_heads): 21/21, precision 21/22 = 0.955.
+    # Its int8 variant (tools.optimize, qdq_pc_float_heads): 21/21, precision 21/22 = 0.955.
     'centernet_mobilenetv3_512_int8.yaml': {'recall': 0.9, 'precision': 0.9},
     'nanodet_m_416.yaml': {'recall': 0.9, 'precision': 0.9},
     'ssdlite_mobilenet_v2_person.yaml': {'recall': 0.65, 'precision': 0.9},

@@ -17,7 +17,7 @@ from ros_onnx_vision.ros.parameters import (CameraParameters, InferenceParameter
                                             parameter_specs, SmoothingParameters)
 
 from conftest import REPO
-from graph_runner import node_command
+from tools.demo.graph_runner import node_command
 
 BUILTIN_PARAMETERS = {'use_sim_time'}
 NODE_PARAMETERS = {'camera_node': CameraParameters, 'inference_node': InferenceParameters,

@@ -11,8 +11,8 @@ from onnx import helper, numpy_helper, TensorProto
 import onnxruntime as ort
 import pytest
 
-from optimize_quantization import (_worst_pairs, limit_weight_pairs, PAIR_LIMIT, quantize_model,
-                                   QuantSettings, saturation_risks)
+from tools.optimize.quantization import (_worst_pairs, limit_weight_pairs, PAIR_LIMIT,
+                                         quantize_model, QuantSettings, saturation_risks)
 
 
 def test_worst_pair_is_the_two_largest_same_sign_weights_per_channel():

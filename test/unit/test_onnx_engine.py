@@ -100,7 +100,7 @@ def test_not_onnx_is_a_load_error(tmp_path: Path) -> None:
 
 
 def test_intra_op_threads_sleep_between_runs_unless_asked_to_spin() -> None:
-    # Spinning threads took 35% of a core at 10 frames/s of a 1 ms model (tools/bench_pipeline).
+    # Spinning threads took 35% of a core at 10 frames/s of a 1 ms model (tools.bench.pipeline).
     for spinning, entry in ((False, '0'), (True, '1')):
         session, _ = create_session(NANODET, ['cpu'], intra_op_spinning=spinning)
         options = session.get_session_options()

@@ -30,7 +30,7 @@ echo "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef  package/
 
 # The graph was exported by an older TensorFlow: fill in the attributes TF 2.21 requires
 # (registered defaults, and the fused convolutions' TArgs). The weights file is shared.
-"$PY" "$HERE/tfjs_fill_attrs.py" package/models/centernet.json package/models/centernet_filled.json
+PYTHONPATH="$REPO" "$PY" -m tools.models.tfjs_fill_attrs package/models/centernet.json package/models/centernet_filled.json
 
 # tf2onnx 1.17 still calls np.product (removed in numpy 2); alias it before running the converter.
 "$PY" - <<'PYEOF'
@@ -47,15 +47,15 @@ PYEOF
 # tower_0/images:0 -> images, tower_0/detections -> detections (fixed [1,100,6]); the heatmap and
 # size outputs are dropped (the detections are computed from them inside the graph), and the
 # renamed model is checked to give identical detections.
-"$PY" "$HERE/onnx_io_rename.py" centernet_raw.onnx "$OUT" \
+PYTHONPATH="$REPO" "$PY" -m tools.models.onnx_io_rename centernet_raw.onnx "$OUT" \
     --map "tower_0/images:0=images" "tower_0/detections=detections" "tower_0/wh=wh" \
           "tower_0/keypoints=heatmap" \
     --keep-outputs detections --output-shapes detections=1,100,6 --fix-input-shape 1,512,512,3
 if [ "${ALL_CLASSES:-0}" != 1 ]; then
   # A person detector needs one of the 80 class channels: the same person boxes, 1.2x faster.
   # The project's .venv (tools/dev_env.py) has onnx, onnxruntime and OpenCV for the check.
-  "$REPO/.venv/bin/python" "$HERE/onnx_keep_class.py" "$OUT" centernet_person.onnx --keep 0 \
-      --check "$REPO"/test/data/*.jpg
+  PYTHONPATH="$REPO" "$REPO/.venv/bin/python" -m tools.models.onnx_keep_class "$OUT" \
+      centernet_person.onnx --keep 0 --check "$REPO"/test/data/*.jpg
   mv centernet_person.onnx "$OUT"
 fi
 sha256sum "$OUT"

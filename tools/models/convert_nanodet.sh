@@ -38,5 +38,5 @@ EOF
 
 # input_1 -> images; opaque Identity_N:0 outputs -> cls_pred_stride{8,16,32} / reg_pred_stride{8,16,32}
 # (chosen from the output shapes), then check the renamed model gives identical outputs.
-"$PY" "$HERE/onnx_io_rename.py" nanodet_raw.onnx "$OUT" --nanodet
+PYTHONPATH="$REPO" "$PY" -m tools.models.onnx_io_rename nanodet_raw.onnx "$OUT" --nanodet
 sha256sum "$OUT"

@@ -40,7 +40,7 @@ EOF
 
 # Drop the TF ":0" suffixes from the tensor names, write the fixed output shapes (the graph always
 # pads to max_total_detections = 100) and check the outputs are unchanged.
-"$PY" "$HERE/onnx_io_rename.py" ssdlite_raw.onnx "$OUT" \
+PYTHONPATH="$REPO" "$PY" -m tools.models.onnx_io_rename ssdlite_raw.onnx "$OUT" \
   --map image_tensor:0=image_tensor num_detections:0=num_detections detection_boxes:0=detection_boxes \
         detection_scores:0=detection_scores detection_classes:0=detection_classes \
   --output-shapes num_detections=1 detection_boxes=1,100,4 detection_scores=1,100 detection_classes=1,100

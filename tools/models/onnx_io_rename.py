@@ -4,8 +4,8 @@ check that the renamed model computes exactly the same thing as the original.
 
 Used by convert_nanodet.sh / convert_ssdlite.sh. One-off tool, needs `onnx`, `onnxruntime`, `numpy`.
 
-  onnx_io_rename.py IN.onnx OUT.onnx --nanodet           # names chosen from output shapes
-  onnx_io_rename.py IN.onnx OUT.onnx --map old=new ...   # explicit
+  python -m tools.models.onnx_io_rename IN.onnx OUT.onnx --nanodet  # names from output shapes
+  python -m tools.models.onnx_io_rename IN.onnx OUT.onnx --map old=new ...  # explicit
   add --fix-input-shape 1,300,300,3 to pin the (single) input's shape
   add --output-shapes NAME=1,100,4 ... to write fixed output dims (checked against a real run)
   add --keep-outputs NAME ... (new names) to drop the other graph outputs (not computed then,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cut a CenterNet's class heatmap to one class, so the in-graph decoding ranks only its peaks.
 
-    python tools/models/onnx_keep_class.py IN.onnx OUT.onnx [--keep 0] [--classes 80]
+    python -m tools.models.onnx_keep_class IN.onnx OUT.onnx [--keep 0] [--classes 80]
         [--check image ...]
 
 The MobileNetV3 CenterNet (centernet_mobilenetv3_512) scores all 80 COCO classes at every one
@@ -31,7 +31,6 @@ import onnx
 from onnx import numpy_helper
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
 
 def cut(model: onnx.ModelProto, keep: int, classes: int) -> list[str]:
@@ -115,7 +114,8 @@ def check(full_path: Path, cut_path: Path, images: list[Path], keep: int) -> Non
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.models.onnx_keep_class',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('input', type=Path)
     parser.add_argument('output', type=Path)
     parser.add_argument('--keep', type=int, default=0, help='class index kept (COCO person: 0)')

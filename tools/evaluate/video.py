@@ -1,13 +1,13 @@
 """Raw vs confirmed detections on labelled video: recall, precision, count changes, id switches.
 
-    tools/evaluate_video.py score --labels labels.json --infer raw.jsonl [--json OUT]
-    tools/evaluate_video.py score --labels labels.json --results DEMO_DIR/results.jsonl
-    tools/evaluate_video.py shake --labels labels.json --frames DIR --output DIR [--seed S]
+    python -m tools.evaluate.video score --labels labels.json --infer raw.jsonl [--json OUT]
+    python -m tools.evaluate.video score --labels labels.json --results DEMO_DIR/results.jsonl
+    python -m tools.evaluate.video shake --labels labels.json --frames DIR --output DIR [--seed S]
 
 `score --infer` replays the detections of `python -m ros_onnx_vision infer FRAMES...` (one JSON
 line per frame, in frame order) through DetectionTracker at several camera and processed rates
 (ros_onnx_vision.smoothing.evaluation.SCENARIOS) and prints raw vs confirmed per scenario.
-`score --results` scores what the demo recorded (tools/demo.py --input VIDEO, results.jsonl:
+`score --results` scores what the demo recorded (python -m tools.demo --input VIDEO, results.jsonl:
 raw and confirmed per frame) on the frames that got a result. Both skip the first 0.5 s.
 `shake` writes a hand-held-camera variant of a labelled sequence: each frame translated by a
 random offset (a slow drift plus per-frame jitter), the labels moved alike.
@@ -105,13 +105,13 @@ def shake(labels: Path, frames: Path, output: Path, seed: int = 0,
                 persons.append([round(float(v), 1) for v in box] + [track])
         shaken[name] = {'persons': persons, 'difficult': [],
                         'shift': [round(float(dx), 1), round(float(dy), 1)]}
-    note = f'{labels} shaken by tools/evaluate_video.py shake (seed {seed}, {amplitude} px)'
+    note = f'{labels} shaken by python -m tools.evaluate.video shake (seed {seed}, {amplitude} px)'
     (output / 'labels.json').write_text(json.dumps(
         {'note': note, 'fps': data['fps'], 'frames': shaken}))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='tools/evaluate_video.py',
+    parser = argparse.ArgumentParser(prog='python -m tools.evaluate.video',
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
     score = sub.add_parser('score', help='raw vs confirmed on a labelled sequence')

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A camera on another host, measured: raw vs compressed over a bandwidth-limited UDP link.
 
-    sudo .venv/bin/python tools/bench_remote.py [--seconds 8] [--bandwidths 50,300]
+    sudo .venv/bin/python -m tools.bench.remote [--seconds 8] [--bandwidths 50,300]
         [--sizes 640x480,1280x720] [--rates 15,30] [--json out.json]
 
 Two hosts are stood in for by one network namespace (`ip netns add`, hence root) whose only
@@ -37,14 +37,12 @@ import sys
 import tempfile
 import time
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / 'tools'))
+ROOT = Path(__file__).resolve().parents[2]
 
 PICTURE = ROOT / 'test' / 'data' / 'vtest_000.jpg'
 DOMAIN = 42  # the namespace is private: no other run can share it
 UDP_ONLY_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
-<!-- bench_remote.py: UDPv4 only, as between two hosts (no shared memory). -->
+<!-- tools.bench.remote: UDPv4 only, as between two hosts (no shared memory). -->
 <profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
   <transport_descriptors>
     <transport_descriptor>
@@ -105,7 +103,7 @@ def window(probe, env: dict[str, str], logs: Path, *, mbit: float, size: str, fp
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile
     from vision_msgs.msg import Classification
-    from graph_runner import start_node, stop_processes
+    from tools.demo.graph_runner import start_node, stop_processes
 
     shape(mbit)
     width, height = (int(v) for v in size.split('x'))
@@ -187,7 +185,7 @@ def worker(args: argparse.Namespace) -> int:
     # delivered the frames without a byte on the loopback (measured), whatever the profile.
     os.environ.pop('ROS_AUTOMATIC_DISCOVERY_RANGE', None)
     env = node_environment(DOMAIN, localhost_only=False)
-    from ros_probe import RosProbe
+    from tools.ros_probe import RosProbe
     probe = RosProbe(DOMAIN, 'bench_remote')
     cases = [(t, s, f, m, 'reliable') for t in ('raw', 'compressed') for s in args.sizes
              for f in args.rates for m in args.bandwidths]
@@ -230,7 +228,8 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.bench.remote',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--seconds', type=float, default=8.0)
     parser.add_argument('--bandwidths', default='50,300', help='Mbit/s, comma-separated')
     parser.add_argument('--sizes', default='640x480,1280x720')
@@ -251,7 +250,7 @@ def main() -> int:
     if args.worker_output:
         return worker(args)
     if os.geteuid() != 0:
-        raise SystemExit('bench_remote.py needs root (ip netns, tc): run it with sudo')
+        raise SystemExit('tools.bench.remote needs root (ip netns, tc): run it with sudo')
     namespace = f'rov_remote_{os.getpid()}'
     out = Path(tempfile.mkdtemp(prefix='bench_remote_')) / 'rows.json'
     run('ip', 'netns', 'add', namespace)
@@ -260,12 +259,12 @@ def main() -> int:
         run(*inside, 'ip', 'link', 'set', 'lo', 'up', 'mtu', '1500')
         print(f'namespace {namespace}: lo MTU 1500, tbf at {args.bandwidths} Mbit/s, '
               f'UDPv4 only; {args.seconds:g} s per window', flush=True)
-        cmd = [*inside, sys.executable, __file__, '--worker-output', str(out),
+        cmd = [*inside, sys.executable, '-m', 'tools.bench.remote', '--worker-output', str(out),
                '--seconds', str(args.seconds),
                '--bandwidths', ','.join(f'{v:g}' for v in args.bandwidths),
                '--sizes', ','.join(args.sizes),
                '--rates', ','.join(f'{v:g}' for v in args.rates), '--quality', str(args.quality)]
-        code = subprocess.run(cmd).returncode
+        code = subprocess.run(cmd, cwd=ROOT).returncode  # -m needs the root on the path
     finally:
         # Whatever still runs in the namespace was started by this run: stop it, then the
         # namespace goes (and its shaped loopback with it).
@@ -280,7 +279,7 @@ def main() -> int:
     if code != 0 or not out.exists():
         return code or 1
     rows = json.loads(out.read_text())
-    from machine import cpu_summary
+    from tools.machine import cpu_summary
     print(f'\n{cpu_summary()}; camera_node jpeg_quality {args.quality}\n')
     print(table(rows))
     if args.json:

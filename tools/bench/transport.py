@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cross-process image transport latency: Fast DDS defaults vs the shipped profile, one run.
 
-    .venv/bin/python tools/bench_transport.py [--seconds 4] [--rate 30] [--json out.json]
+    .venv/bin/python -m tools.bench.transport [--seconds 4] [--rate 30] [--json out.json]
         [--no-keep-buffers] [--compare-buffers]
 
 For each frame size, reliability and profile, a publisher process sends bgr8 frames (built with
@@ -25,8 +25,7 @@ import sys
 import time
 
 SIZES = {'640x480': (640, 480), '1280x720': (1280, 720), '1920x1080': (1920, 1080)}
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _qos(reliability: str):
@@ -111,13 +110,16 @@ def measure(size: str, reliability: str, profile: bool, seconds: float, rate: fl
     if not profile:
         env.pop(PROFILE_VARIABLE, None)
         env.pop(LEGACY_PROFILE_VARIABLE, None)
-    script = [sys.executable, __file__] + ([] if keep_buffers else ['--no-keep-buffers'])
+    # -m needs the repository root on the path: the children run from it (cwd=ROOT).
+    script = [sys.executable, '-m', 'tools.bench.transport'] + (
+        [] if keep_buffers else ['--no-keep-buffers'])
     sub = subprocess.Popen(script + ['--role', 'sub', '--reliability', reliability,
                                      '--seconds', str(seconds)],
-                           env=env, stdout=subprocess.PIPE, text=True)
+                           env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     pub = subprocess.Popen(script + ['--role', 'pub', '--size', size, '--reliability',
                                      reliability, '--seconds', str(seconds), '--rate',
-                                     str(rate)], env=env, stdout=subprocess.PIPE, text=True)
+                                     str(rate)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                           text=True)
     sent = json.loads(pub.communicate(timeout=120)[0].strip().splitlines()[-1])['sent']
     sub.send_signal(2)
     out = sub.communicate(timeout=60)[0].strip().splitlines()
@@ -136,7 +138,8 @@ def measure(size: str, reliability: str, profile: bool, seconds: float, rate: fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.bench.transport',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--role', choices=('bench', 'pub', 'sub'), default='bench')
     parser.add_argument('--size', default='640x480', choices=sorted(SIZES))
     parser.add_argument('--sizes', default='640x480,1920x1080')

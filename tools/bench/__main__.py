@@ -2,21 +2,21 @@
 """The benchmark suite: every performance target's figures in one run, as JSON and a report.
 
     tools/benchmark.sh [--output DIR] [--quick]      # builds .venv first, then runs this
-    .venv/bin/python tools/benchmark.py --render DIR/results.json   # re-render a report
+    .venv/bin/python -m tools.bench --render DIR/results.json   # re-render a report
 
 Sections (each also runs alone, see its script):
 1. image transport between processes, 640x480 / 1280x720 / 1920x1080 bgr8, best effort and
-   reliable, Fast DDS defaults vs the shipped profile (`bench_transport.py`);
-2. inference_node per stage for every model card in models/ (`bench_inference.py`), and the
+   reliable, Fast DDS defaults vs the shipped profile (`tools/bench/transport.py`);
+2. inference_node per stage for every model card in models/ (`tools/bench/inference.py`), and the
    accuracy of every card: people near (../shared/data/pennfudan_dev) and far (the project's
    labels), digits held out and photographed (the int8 default against fp32: speed and
    accuracy from this same run);
 3. end-to-end latency (p50/p90/p99/max, stalls over 3x p50 with the stage they happened in),
    processed rate and the frame accounting (camera, inference_node, probe) at camera
    10/30/60 Hz for each task, and 4. the single-process baseline on the same frames
-   (`bench_pipeline.py`); 5. the options table: the human detection pipeline at 30 and 60 Hz
+   (`tools/bench/pipeline.py`); 5. the options table: the human detection pipeline at 30 and 60 Hz
    with each configuration worth trying on this machine (threads, spinning, int8, pinning).
-Targets are evaluated as ratios (`tools/benchmark_report.py`). Writes DIR/results.json,
+Targets are evaluated as ratios (`tools/bench/report.py`). Writes DIR/results.json,
 DIR/report.md and DIR/*.png (default DIR: output/benchmark). Windows are 20 s; --quick
 shortens every measurement, for checking the command, and its report says it is not for
 targets. Exits 1 when the frame counts of a window disagree beyond its edges.
@@ -32,16 +32,14 @@ from pathlib import Path
 import sys
 import time
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / 'tools'))
+from tools.bench.report import write_report
+from tools.machine import machine_record
 
-from benchmark_report import write_report  # noqa: E402
-from machine import machine_record  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def transport(seconds: float, rate: float, sizes: list[str]) -> list[dict]:
-    import bench_transport
+    from tools.bench import transport as bench_transport
     domain = 200 + os.getpid() % 30
     rows = []
     for size in sizes:
@@ -55,8 +53,8 @@ def transport(seconds: float, rate: float, sizes: list[str]) -> list[dict]:
 
 
 def inference(frames: int, threads: int) -> list[dict]:
-    import bench_inference
-    from ros_probe import RosProbe
+    from tools.bench import inference as bench_inference
+    from tools.ros_probe import RosProbe
     cards = [p.name for p in sorted((ROOT / 'models').glob('*.yaml'))]
     probe = RosProbe(None, 'benchmark_inference')  # only a node to publish from
     try:
@@ -76,7 +74,7 @@ def accuracy() -> list[dict]:
     the near pedestrians of ../shared/data/pennfudan_dev (where present); digit top-1 on the
     held-out MNIST digits and on the photos of ../shared/data/digit_photos_dev."""
     import cv2
-    from detection_evaluation import evaluate_engine, load_box_labels, PENNFUDAN
+    from tools.evaluate.people import evaluate_engine, load_box_labels, PENNFUDAN
     from ros_onnx_vision.inference.engine import InferenceEngine
     from ros_onnx_vision.inference.model_card import load_model_card
     from ros_onnx_vision.results import Task
@@ -95,7 +93,7 @@ def accuracy() -> list[dict]:
                                                f'{row["near"]["precision"]:.3f}'
                                                if 'near' in row else ''), flush=True)
         else:
-            from optimize_evaluation import evaluate_digits, heldout_digits
+            from tools.optimize.evaluation import evaluate_digits, heldout_digits
             held = evaluate_digits(card, card.model_path, 0, heldout_digits())
             row = {'card': path.name, 'task': 'classification',
                    'heldout_top1': held.get('accuracy')}
@@ -116,7 +114,7 @@ def accuracy() -> list[dict]:
 # Configurations of the human detection pipeline tried side by side in the options table, on
 # a camera faster than the model and one slower (node parameters, card, pinning).
 def options(cpus: int) -> list[tuple[str, dict]]:
-    from bench_pipeline import CARD_OF_TASK
+    from tools.bench.pipeline import CARD_OF_TASK
     from ros_onnx_vision.inference.session import threads_beside_other_work
     auto = threads_beside_other_work()
     int8 = CARD_OF_TASK['human_detection'].replace('.yaml', '_int8.yaml')
@@ -135,7 +133,8 @@ def options(cpus: int) -> list[tuple[str, dict]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.bench',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--output', type=Path, default=ROOT / 'output' / 'benchmark')
     parser.add_argument('--quick', action='store_true',
                         help='short measurements (checks the command; figures are rougher)')
@@ -151,8 +150,8 @@ def main() -> int:
         print(f'[benchmark] wrote {report}')
         return 0
 
-    import bench_pipeline
-    from ros_probe import host_only_participant
+    from tools.bench import pipeline as bench_pipeline
+    from tools.ros_probe import host_only_participant
     # This process's own nodes (probe, publisher of the stage benchmark) use the same transport
     # as the nodes; the defaults-vs-profile comparison sets its child processes' environment.
     host_only_participant()

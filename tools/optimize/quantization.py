@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from optimize_frames import OptimizationError
+from tools.optimize.frames import OptimizationError
 from ros_onnx_vision.inference.model_card import ModelCard
 
 

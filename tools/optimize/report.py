@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from optimize_evaluation import CLOSE_UP_FLOOR, VariantResult
+from tools.optimize.evaluation import CLOSE_UP_FLOOR, VariantResult
 from ros_onnx_vision.inference.model_card import file_sha256, load_model_card, ModelCard
 from ros_onnx_vision.results import Task
 
@@ -146,7 +146,7 @@ def write_card(source: ModelCard, model_path: Path, card_path: Path, name: str,
     data.pop('reference', None)
     data['fallback'] = os.path.relpath(source.path, card_path.parent)
     header = (f'# Model card for {name}: derived from {source.path.name} by '
-              '"tools/optimize.py" (see provenance).\n')
+              '"python -m tools.optimize" (see provenance).\n')
     card_path.write_text(header + yaml.dump(data, Dumper=_CardDumper, sort_keys=False,
                                             width=100), encoding='utf-8')
     return load_model_card(card_path)

@@ -6,7 +6,7 @@ detection whose best match is a ``difficult`` label is ignored (neither TP nor F
 difficult labels are never misses. Recall is over the non-difficult labels.
 
 Used by ``test/unit/test_detection_accuracy.py``, the benchmark suite and the model optimiser
-(tools/optimize.py) to compare variants of a model.
+(tools.optimize) to compare variants of a model.
 Needs the source checkout: the labels and images are test/data's, which is not installed.
 """
 
@@ -22,7 +22,7 @@ import cv2
 from ros_onnx_vision.geometry import Box, iou
 from ros_onnx_vision.results import Task
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / 'test' / 'data'
 LABELS = DATA / 'person_labels.json'
 IOU_MATCH = 0.5

@@ -1,14 +1,14 @@
-"""``tools/optimize.py``: faster variants of a model card, measured and carded.
+"""``python -m tools.optimize``: faster variants of a model card, measured and carded.
 
-    tools/optimize.py --card models/nanodet_m_416.yaml [--output-dir output/optimized] ...
+    python -m tools.optimize --card models/nanodet_m_416.yaml [--output-dir output/optimized] ...
 
 Writes onnxruntime's portable offline-optimised graph and static int8 variants of a card's
 model, times each against the original in one interleaved run, measures its accuracy (and,
 for a detector, its agreement with fp32 on frames calibration did not use), and writes a model
 card per variant whose provenance holds how it was made and what was measured, so a variant
 is shipped like any other card. ``--evaluate-only`` re-measures an existing variant card.
-The stages live in optimize_frames, optimize_quantization, optimize_evaluation and
-optimize_report. Needs the source checkout (test/data, the demo's inputs; writes output/).
+The stages live in tools.optimize.frames, .quantization, .evaluation and .report. Needs the
+source checkout (test/data, the demo's inputs; writes output/).
 What was tried and measured: docs/optimization.md.
 """
 
@@ -23,16 +23,16 @@ import shlex
 import sys
 from typing import Any, Callable, Sequence
 
-from machine import cpu_summary
-from optimize_evaluation import (benchmark, evaluate_accuracy, heldout_digits,
-                                 measure_detection_agreement, timing_tensors, VariantResult)
-from optimize_frames import (add_zoomed_crops, agreement_frames, calibration_frames,
-                             card_tensors, DEFAULT_AGREEMENT_FRAMES, DEFAULT_FRAMES,
-                             HeldOutFrames, OptimizationError)
-from optimize_quantization import (check_quantizable, DEFAULT_VARIANT, PAIR_LIMIT,
-                                   quantize_model, saturation_risks, SaturationRisk,
-                                   save_offline_optimized, VARIANTS)
-from optimize_report import check_goal, OptimizationReport, update_measured, write_card
+from tools.machine import cpu_summary
+from tools.optimize.evaluation import (benchmark, evaluate_accuracy, heldout_digits,
+                                       measure_detection_agreement, timing_tensors, VariantResult)
+from tools.optimize.frames import (add_zoomed_crops, agreement_frames, calibration_frames,
+                                   card_tensors, DEFAULT_AGREEMENT_FRAMES, DEFAULT_FRAMES,
+                                   HeldOutFrames, OptimizationError)
+from tools.optimize.quantization import (check_quantizable, DEFAULT_VARIANT, PAIR_LIMIT,
+                                         quantize_model, saturation_risks, SaturationRisk,
+                                         save_offline_optimized, VARIANTS)
+from tools.optimize.report import check_goal, OptimizationReport, update_measured, write_card
 from ros_onnx_vision.camera.frame_sources import VIDEO_EXTENSIONS
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import file_sha256, load_model_card, ModelCard
@@ -87,7 +87,7 @@ def optimize(card_path: str | Path, output_dir: str | Path = DEFAULT_OUTPUT_DIR,
     common = {'derived_from': {'card': card.path.name, 'file': card.model_path.name,
                                'sha256': file_sha256(card.model_path)},
               'onnxruntime': ort.__version__,
-              'command': command or 'tools/optimize.py optimize()'}
+              'command': command or 'tools.optimize optimize()'}
     if offline:
         path = out / f'{card.name}_ortopt.onnx'
         save_offline_optimized(card.model_path, path)
@@ -213,7 +213,7 @@ def evaluate_variant(card_path: str | Path, variant_card_path: str | Path, *,
             raise OptimizationError(f'{variant_card.path} was calibrated on {calib_source!r}, '
                                     f'not on {video.name}')
     elif calib_source.startswith('vtest.avi'):
-        from demo_inputs import pedestrian_video
+        from tools.demo.inputs import pedestrian_video
         video = pedestrian_video(log=log)
 
     name = variant_card.name.removeprefix(card.name + '_') or variant_card.name
@@ -248,9 +248,9 @@ def evaluate_variant(card_path: str | Path, variant_card_path: str | Path, *,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``tools/optimize.py``: see ``--help``."""
+    """``python -m tools.optimize``: see ``--help``."""
     parser = argparse.ArgumentParser(
-        prog='tools/optimize.py',
+        prog='python -m tools.optimize',
         description='Write the onnxruntime offline-optimised graph and a static int8 variant '
                     'of a model card, measure speed and accuracy of each against the original, '
                     'and write a model card for each.')
@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the variant card's provenance.optimization.measured")
     parser.add_argument('--json', default=None, help='also write the report as JSON here')
     args = parser.parse_args(argv)
-    command = 'tools/optimize.py ' + shlex.join(
+    command = 'python -m tools.optimize ' + shlex.join(
         list(sys.argv[1:] if argv is None else argv))
     from ros_onnx_vision.inference.model_card import ModelCardError
     if args.update_card and not args.evaluate_only:

@@ -1,16 +1,16 @@
 """The benchmark suite's report: targets as ratios, a Markdown page and its plots. No ROS.
 
-`tools/benchmark.py` measures and hands the results here as one JSON-ready dict:
+`tools/bench/__main__.py` measures and hands the results here as one JSON-ready dict:
 
 - ``machine``: what it ran on;
-- ``transport``: rows of `tools/bench_transport.measure` (size, reliability, profile, p50_ms...);
-- ``inference``: rows of `tools/bench_inference.bench` (card, mean_ms per stage, other_over_run);
+- ``transport``: rows of `tools.bench.transport.measure` (size, reliability, profile, p50_ms...);
+- ``inference``: rows of `tools.bench.inference.bench` (card, mean_ms per stage, other_over_run);
 - ``accuracy``: person recall/precision of each detector card on the labelled images;
-- ``pipeline``: `tools/bench_pipeline.run` (per task: model_alone, baseline, pipeline rows,
+- ``pipeline``: `tools.bench.pipeline.run` (per task: model_alone, baseline, pipeline rows,
   each row with the `reference` figures measured around its window).
 
 Targets are computed from those figures only, so a report can be re-rendered from its
-JSON (`python tools/benchmark.py --render results.json`).
+JSON (`python -m tools.bench --render results.json`).
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
              f'{m.get("memory_gib", "?")} GiB, {m.get("os", "?")}; Python {m.get("python", "?")}, '
              f'ROS 2 {m.get("ros_distro", "?")} (rclpy from PyPI wheels), onnxruntime '
              f'{m.get("onnxruntime", "?")}, CPU only. Commit `{m.get("commit", "?")}`. '
-             f'Command: `{m.get("command", "tools/benchmark.py")}`. All figures come from this '
+             f'Command: `{m.get("command", "python -m tools.bench")}`. All figures come from this '
              'one run; the raw figures are in `results.json`.', '',
              '## Targets', '']
     if results.get('quick'):
@@ -326,7 +326,7 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
                   f'bgr8 frames at {results.get("transport_rate_hz", 30):g} Hz, '
                   f'{results.get("transport_seconds", "?")} s each; latency = receive time - '
                   'stamp set just before publishing, including the subscriber\'s conversion '
-                  'to a numpy array (`tools/bench_transport.py`).', '',
+                  'to a numpy array (`tools/bench/transport.py`).', '',
                   '| frame | reliability | profile | received | p50 ms | p90 ms | max ms |',
                   '|---|---|---|---|---|---|---|']
         for r in transport:
@@ -341,7 +341,7 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
     if inference:
         lines += ['## 2. inference_node per stage', '',
                   'The node\'s own per-frame functions in one process on real frames '
-                  '(`tools/bench_inference.py`), mean ms.', '',
+                  '(`tools/bench/inference.py`), mean ms.', '',
                   '| card | convert | pre-processing | session run | decoding | message | '
                   'publish | all but run / run |', '|---|---|---|---|---|---|---|---|']
         for r in inference:
@@ -358,7 +358,7 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
         lines += ['## 3. End to end, and 4. the single-process baseline', '',
                   'camera_node plays the task\'s video at each rate; inference_node and '
                   'smoothing_node run as launched; latency = camera stamp to the smoothed '
-                  'result received by a probe node (`tools/bench_pipeline.py`). Dropped = camera '
+                  'result received by a probe node (`tools/bench/pipeline.py`). Dropped = camera '
                   'frames that inference_node skipped to stay on the newest frame. CPU in % of '
                   'one core. Baseline: one process where OpenCV reads the same video, the same '
                   'engine runs, and the result is drawn.', '']
@@ -496,7 +496,7 @@ def accuracy_lines(results: dict[str, Any], accuracy: list[dict[str, Any]]) -> l
              'labels (`test/data/person_labels.json`: 21 mostly distant people in vtest frames '
              'and photos). Digits: top-1 on the 1000 held-out MNIST digits and on the 29 phone '
              'photos of `../shared/data/digit_photos_dev`. The int8 card is made by '
-             '`tools/optimize.py` (see models/README.md).', '',
+             '`python -m tools.optimize` (see models/README.md).', '',
              '| card | near people R / P | far people R / P (TP FP FN) | digits held out | '
              'digit photos | session run ms (section 2) |', '|---|---|---|---|---|---|']
     for r in accuracy:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end latency of the three-node pipeline, against a single-process baseline, one run.
 
-    .venv/bin/python tools/bench_pipeline.py [--tasks human_detection,digit_classification]
+    .venv/bin/python -m tools.bench.pipeline [--tasks human_detection,digit_classification]
         [--rates 10,30,60] [--seconds 15] [--json out.json]
 
 For each task:
@@ -23,7 +23,7 @@ camera rate when the model keeps up with it, as the original exercise read a web
 
 Input: vtest.avi (the demo's pedestrian video; the four vtest stills where it cannot be
 fetched) for human detection, the demo's digits-on-paper video for digits.
-Needs the source checkout: the inputs come from tools/demo_inputs.py and test/data.
+Needs the source checkout: the inputs come from tools/demo/inputs.py and test/data.
 """
 
 from __future__ import annotations
@@ -42,12 +42,11 @@ import cv2
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from ros_onnx_vision.ros.graph import pipeline
+from tools.demo import inputs as demo_inputs
+from tools.ros_probe import host_only_participant, RosProbe
 
-import demo_inputs  # noqa: E402
-from ros_onnx_vision.ros.graph import pipeline  # noqa: E402
-from ros_probe import host_only_participant, RosProbe  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 CARD_OF_TASK = {'human_detection': 'centernet_mobilenetv3_512.yaml',
                 'digit_classification': 'mnist_digits_cnn.yaml'}
@@ -276,7 +275,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
 
     `pinning`: node -> CPUs it may run on (e.g. inference_node on one core, the others on the
     rest); None leaves scheduling to the kernel."""
-    from graph_runner import GraphProcesses
+    from tools.demo.graph_runner import GraphProcesses
     from ros_onnx_vision.ros.environment import node_environment
     env = node_environment(domain)
     graph = pipeline(task)
@@ -559,7 +558,8 @@ def run(tasks: list[str], rates: list[float], seconds: float, warmup: float, fra
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.bench.pipeline',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--tasks', default='human_detection,digit_classification')
     parser.add_argument('--rates', default='10,30,60')
     parser.add_argument('--seconds', type=float, default=15.0, help='measured per rate')

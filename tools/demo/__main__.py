@@ -1,6 +1,6 @@
 """The main job: the real pipeline (three node processes over DDS) on an embedded input.
 
-    tools/demo.py [--task human_detection|digit_classification]
+    python -m tools.demo [--task human_detection|digit_classification]
         [--output DIR] [--max-seconds S] [--input VIDEO]
 
 Starts camera_node on the input video (not looping, exiting at its end), inference_node and
@@ -26,15 +26,15 @@ import numpy as np
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-import demo_inputs
-from demo_report import draw_frame, FrameRecord, summary, summary_figure, write_jsonl
+from tools.demo import inputs as demo_inputs
+from tools.demo.report import draw_frame, FrameRecord, summary, summary_figure, write_jsonl
 from ros_onnx_vision.ros.graph import pipeline, TASKS
-from graph_runner import GraphProcesses
+from tools.demo.graph_runner import GraphProcesses
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
 from ros_onnx_vision.results import Detection, Result
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, results_from_msg
 from ros_onnx_vision.ros.environment import keep_image_buffers, node_environment
-from ros_probe import host_only_participant, RosProbe
+from tools.ros_probe import host_only_participant, RosProbe
 
 
 @dataclass
@@ -223,7 +223,7 @@ def progress(recorder: Recorder, demo: DemoInput) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='tools/demo.py',
+    parser = argparse.ArgumentParser(prog='python -m tools.demo',
                                      description=__doc__.splitlines()[0])
     parser.add_argument('--task', choices=TASKS, default='human_detection')
     parser.add_argument('--output', type=Path, help='default: output/<task>')
