@@ -203,10 +203,51 @@ SMOOTHING_NODE = (
     DIAGNOSTICS_PERIOD,
 )
 
+ANNOTATOR_NODE = (
+    ParameterSpec('task', 'detection',
+                  'What to draw: detections (Detection2DArray) or classification '
+                  '(Classification), from the raw and the *_smoothed topics',
+                  choices=('detection', 'classification'), read_only=True),
+    ParameterSpec('annotate_confirmed', True,
+                  'Draw the confirmed results of smoothing_node (bold, with track ids; paired '
+                  'by stamp from the *_smoothed topic) over the raw ones; false = raw results '
+                  'only, drawn as soon as they arrive', read_only=True),
+    ParameterSpec('image_transport', 'raw',
+                  'Input transport, as image_transport names it: raw subscribes the image '
+                  'topic (sensor_msgs/Image), compressed its <topic>/compressed '
+                  '(sensor_msgs/CompressedImage, JPEG or PNG; decoded only for frames drawn)',
+                  choices=('raw', 'compressed'), read_only=True),
+    ParameterSpec('reliability', 'best_available',
+                  'QoS reliability of the image subscription: best_available follows the '
+                  'camera; best_effort or reliable force one',
+                  choices=SUBSCRIPTION_RELIABILITY, read_only=True),
+    ParameterSpec('jpeg_quality', 80,
+                  'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
+                  low=1, high=100, read_only=True),
+    ParameterSpec('wait', 0.3,
+                  'Seconds (steady time) a raw result waits for the confirmed result of the '
+                  'same stamp before it is drawn without it', low=0.0, high=10.0,
+                  read_only=True),
+    ParameterSpec('buffer_frames', 30,
+                  'Images kept for their results: the newest this many (30 = 1 s at 30 Hz)',
+                  low=1, high=1000, read_only=True),
+    ParameterSpec('buffer_age', 1.0,
+                  'Images kept for their results: none older (by header stamp) than this many '
+                  'seconds before the newest', low=0.01, high=60.0, read_only=True),
+    ParameterSpec('max_image_pixels', 50_000_000,
+                  'Refuse images with more pixels than this instead of allocating for them',
+                  low=1, high=1_000_000_000),
+    ParameterSpec('autostart', True,
+                  'Configure and activate at start; false leaves the lifecycle node unconfigured',
+                  read_only=True),
+    DIAGNOSTICS_PERIOD,
+)
+
 NODE_PARAMETERS: dict[str, tuple[ParameterSpec, ...]] = {
     'camera_node': CAMERA_NODE,
     'inference_node': INFERENCE_NODE,
     'smoothing_node': SMOOTHING_NODE,
+    'annotator_node': ANNOTATOR_NODE,
 }
 
 
