@@ -8,8 +8,9 @@ configures and activates itself, and exits with an error when that fails.
 Subscribes `image_raw` (or, with `image_transport:=compressed`, `image_raw/compressed`:
 sensor_msgs/CompressedImage, decoded once); publishes `detections`
 (vision_msgs/Detection2DArray) or `classification` (vision_msgs/Classification) with the source
-image header, `label_info` (vision_msgs/LabelInfo, transient local, once) and `image_annotated`
-and `image_annotated/compressed` (each drawn or encoded only while subscribed).
+image header and `label_info` (vision_msgs/LabelInfo, transient local, once). It draws
+nothing: annotator_node draws the results on `image_annotated` (its `annotate_confirmed` and
+`jpeg_quality` were this node's; still declared here, a non-default value logs a warning).
 Frames are taken newest-first, in three threads (conversion and pre-processing, the session run,
 decoding and publishing: `inference.frame_pipeline`), so the model never waits for the rest: a
 frame that arrives while the model is busy replaces the waiting one (counted as skipped), so
@@ -33,10 +34,9 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionClass
+from vision_msgs.msg import LabelInfo, VisionClass
 
 from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
-from ros_onnx_vision.inference.annotation import draw_confirmed, draw_result
 from ros_onnx_vision.inference.engine import (InferenceEngine, PreparedFrame, SessionOutputs,
                                                TimingStats)
 from ros_onnx_vision.inference.frame_pipeline import FrameCounts, NewestFramePipeline
@@ -44,24 +44,23 @@ from ros_onnx_vision.inference.model_card import load_model_card, ModelCard, Mod
 from ros_onnx_vision.inference.self_check import open_checked_engine
 from ros_onnx_vision.inference.session import threads_beside_other_work
 from ros_onnx_vision.resources import model_file
-from ros_onnx_vision.results import InferenceResult, Result, Task
+from ros_onnx_vision.results import Task
 from ros_onnx_vision.ros.graph import CAMERA_TOPIC
 from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
                                              Status)
-from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
-                                                  numpy_to_image)
-from ros_onnx_vision.ros.image_transport import (compressed_to_numpy, compressed_topic,
-                                                 describe, LazyCompressedPublisher)
-from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg, results_from_msg
+from ros_onnx_vision.ros.image_conversion import image_to_numpy, ImageConversionError
+from ros_onnx_vision.ros.image_transport import compressed_to_numpy, compressed_topic, describe
+from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg
 from ros_onnx_vision.ros.node_support import (declare_parameters, DiagnosticsPublisher,
                                               MatchedSubscription, run_node, stamp_to_seconds)
-from ros_onnx_vision.ros.parameters import INFERENCE_NODE
+from ros_onnx_vision.ros.parameters import INFERENCE_NODE, spec_by_name
 
 STATS_PERIOD = 10.0
 EXIT_LINGER_S = 5.0  # at most, after a failed autostart: the ERROR reaches /diagnostics
 ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped-frame error
 LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
                         'digit_roi'}
+MOVED_TO_ANNOTATOR = ('annotate_confirmed', 'jpeg_quality')  # declared, no longer used here
 
 
 def resolve_model_card(name: str) -> Path:
@@ -118,7 +117,7 @@ class _Staged:
     """A frame between the stages: the engine it started with, and its source image."""
 
     engine: InferenceEngine
-    image: np.ndarray  # for the annotated image
+    image: np.ndarray
     order: str
     frame: PreparedFrame
     convert_ms: float
@@ -152,6 +151,12 @@ class InferenceNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('inference_node', **kwargs)  # kwargs: e.g. context, overrides (tests)
         self.params = declare_parameters(self, INFERENCE_NODE)
+        moved = [f'{name}={self.params[name]}' for name in MOVED_TO_ANNOTATOR
+                 if self.params[name] != spec_by_name('inference_node')[name].default]
+        if moved:
+            self.get_logger().warning(
+                f'{", ".join(moved)}: drawing moved to annotator_node (annotate:=true); set '
+                'these parameters on annotator_node, inference_node ignores them')
         self.add_post_set_parameters_callback(self._on_parameters)
         self.engine: InferenceEngine | None = None
         # rclpy has no public accessor of the lifecycle state; the transitions keep this one.
@@ -167,12 +172,8 @@ class InferenceNode(LifecycleNode):
         if self.params['image_transport'] == 'compressed':
             self._input_topic = compressed_topic(self._input_topic)
         self._result_pub = None
-        self._annotated_pub = None
-        self._annotated_compressed: LazyCompressedPublisher | None = None
         self._label_pub = None
         self._stats_timer = None
-        self._confirmed_sub = None
-        self._confirmed: list[Result] | None = None  # latest smoothing_node output
         self._error_logged: dict[str, float] = {}  # kind of error -> when last logged
         # Diagnostics: node-clock time of the last image (or activation), last latency
         self._last_input: float | None = None
@@ -223,18 +224,11 @@ class InferenceNode(LifecycleNode):
         task = engine.card.task
         msg_type = RESULT_MESSAGES[task]
         self._result_pub = self.create_lifecycle_publisher(msg_type, task.result_topic, 10)
-        self._annotated_pub = self.create_lifecycle_publisher(Image, 'image_annotated', 1)
-        self._annotated_compressed = LazyCompressedPublisher(self.create_lifecycle_publisher(
-            CompressedImage, compressed_topic(self._annotated_pub.topic_name), 1),
-            self.params['jpeg_quality'])
         # label_info is latched at configure, so late joiners get it whatever the state.
         self._label_pub = self.create_publisher(
             LabelInfo, 'label_info',
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._label_pub.publish(self._label_info())
-        if self.params['annotate_confirmed']:
-            self._confirmed_sub = self.create_subscription(
-                msg_type, task.smoothed_topic, self.on_confirmed, 10)
         card = engine.card
         self.lifecycle_state = 'inactive'
         self.get_logger().info(
@@ -300,18 +294,11 @@ class InferenceNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._confirmed_sub is not None:
-            self.destroy_subscription(self._confirmed_sub)
-            self._confirmed_sub, self._confirmed = None, None
-        compressed_pub = self._annotated_compressed.publisher if self._annotated_compressed \
-            else None
-        for publisher in (self._result_pub, self._annotated_pub, compressed_pub):
-            if publisher is not None:
-                self.destroy_lifecycle_publisher(publisher)
+        if self._result_pub is not None:
+            self.destroy_lifecycle_publisher(self._result_pub)
         if self._label_pub is not None:
             self.destroy_publisher(self._label_pub)
-        self._result_pub = self._annotated_pub = self._label_pub = None
-        self._annotated_compressed = None
+        self._result_pub = self._label_pub = None
         self.engine = None  # releases the ONNX Runtime session
         self.lifecycle_state = 'unconfigured'
         self.get_logger().info('cleaned up: session released')
@@ -340,9 +327,6 @@ class InferenceNode(LifecycleNode):
         frames = self._frames
         if frames is not None:
             frames.submit(msg)
-
-    def on_confirmed(self, msg: Detection2DArray | Classification) -> None:
-        self._confirmed = results_from_msg(msg)
 
     def _log_dropped(self, msg: Image | CompressedImage, error: Exception) -> None:
         """Log a dropped frame, at most every 2 s per kind of error (every drop is counted)."""
@@ -380,26 +364,10 @@ class InferenceNode(LifecycleNode):
         out = result_to_msg(msg.header, result)
         t1 = time.perf_counter()
         self._result_pub.publish(out)
-        raw_wanted = self._annotated_pub.get_subscription_count() > 0
-        if raw_wanted or self._annotated_compressed.wanted():
-            drawn = self._annotate(staged.image, staged.order, result)
-            if raw_wanted:
-                self._annotated_pub.publish(numpy_to_image(drawn, 'bgr8', msg.header))
-            self._annotated_compressed.publish(drawn, 'bgr8', msg.header)
         t2 = time.perf_counter()
         self._latency_ms = (self._clock_s() - stamp_to_seconds(msg.header.stamp)) * 1e3
         self.stats.add(convert_ms=staged.convert_ms, message_ms=(t1 - t0) * 1e3,
                        publish_ms=(t2 - t1) * 1e3, latency_ms=self._latency_ms)
-
-    def _annotate(self, image: np.ndarray, order: str, result: InferenceResult) -> np.ndarray:
-        """The annotated BGR frame: confirmed results over raw ones, or raw ones only."""
-        bgr = image if order == 'BGR' else cv2.cvtColor(
-            image, cv2.COLOR_RGB2BGR if order == 'RGB' else cv2.COLOR_GRAY2BGR)
-        if self.params['annotate_confirmed']:
-            if result.task is Task.CLASSIFICATION:
-                bgr = draw_result(bgr, result)  # the search region and the digit found
-            return draw_confirmed(bgr, result.results, self._confirmed, result.task)
-        return draw_result(bgr, result)
 
     def _label_info(self) -> LabelInfo:
         assert self.engine is not None

@@ -144,9 +144,9 @@ INFERENCE_NODE = (
                   'Classification with digit extraction: region searched for a written digit, '
                   'x, y, width, height as fractions of the image'),
     ParameterSpec('annotate_confirmed', True,
-                  'Draw on image_annotated the confirmed results of smoothing_node (bold, with '
-                  'track ids; from the *_smoothed topic, one frame behind) over the raw ones; '
-                  'false = raw results only', read_only=True),
+                  'Moved to annotator_node, which draws image_annotated; declared so that '
+                  'parameter files setting it still load (a non-default value logs a warning)',
+                  read_only=True),
     ParameterSpec('reliability', 'best_available',
                   'QoS reliability of the image subscription: best_available follows the '
                   'camera (reliable for a reliable one, best effort for a best-effort one such '
@@ -159,7 +159,8 @@ INFERENCE_NODE = (
                   '(sensor_msgs/CompressedImage, JPEG or PNG)', choices=('raw', 'compressed'),
                   read_only=True),
     ParameterSpec('jpeg_quality', 80,
-                  'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
+                  'Moved to annotator_node (image_annotated/compressed); declared so that '
+                  'parameter files setting it still load (a non-default value logs a warning)',
                   low=1, high=100, read_only=True),
     ParameterSpec('autostart', True,
                   'Configure and activate at start; false leaves the lifecycle node unconfigured',
