@@ -14,6 +14,7 @@ import itertools
 import os
 from pathlib import Path
 import re
+import stat
 import sys
 
 import pytest
@@ -69,3 +70,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if 'integration' in item.path.parts:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def checkout_executables(monkeypatch: pytest.MonkeyPatch,
+                         tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Make every console script of this checkout's setup.py startable by graph_runner.
+
+    Where the installed package predates one (an environment installed from an older checkout,
+    e.g. before annotator_node), a shim on PATH runs this checkout's module with the same
+    interpreter. Returns the names that needed a shim (none on a current install).
+    """
+    from graph_runner import find_executable
+    scripts = re.findall(r"'(\w+) = (ros_onnx_vision(?:\.\w+)+):main'",
+                         (REPO / 'setup.py').read_text())
+    missing = []
+    for name, module in scripts:
+        try:
+            find_executable(name)
+        except FileNotFoundError:
+            missing.append((name, module))
+    if missing:
+        folder = tmp_path_factory.mktemp('checkout_bin')
+        for name, module in missing:
+            shim = folder / name
+            shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m {module} "$@"\n')
+            shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+        monkeypatch.setenv('PATH', f'{folder}{os.pathsep}{os.environ.get("PATH", "")}')
+    return [name for name, _ in missing]
