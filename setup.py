@@ -39,6 +39,7 @@ setup(
             'camera_node = ros_onnx_vision.ros.camera_node:main',
             'inference_node = ros_onnx_vision.ros.inference_node:main',
             'smoothing_node = ros_onnx_vision.ros.smoothing_node:main',
+            'annotator_node = ros_onnx_vision.ros.annotator_node:main',
         ],
     },
 )

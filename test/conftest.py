@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from ros_onnx_vision.ros.environment import node_environment
+from tools.demo.graph_runner import node_environment
 from tools.ros_probe import host_only_participant, RosProbe
 
 REPO = Path(__file__).resolve().parent.parent

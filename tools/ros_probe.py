@@ -19,7 +19,7 @@ def host_only_participant() -> None:
 
     Call it before rclpy creates anything: Fast DDS reads both once per process.
     """
-    from ros_onnx_vision.ros.environment import apply_fastdds_profile
+    from ros_onnx_vision.ros.dds_profile import apply_fastdds_profile
     apply_fastdds_profile()
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 

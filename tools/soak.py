@@ -153,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ros_onnx_vision.ros.graph import pipeline
     from tools.demo.graph_runner import GraphProcesses
-    from ros_onnx_vision.ros.node_support import stamp_to_seconds
-    from ros_onnx_vision.ros.environment import node_environment
+    from ros_onnx_vision.ros.stamps import stamp_to_seconds
+    from tools.demo.graph_runner import node_environment
     from tools.ros_probe import host_only_participant, RosProbe
 
     duration = args.minutes * 60.0

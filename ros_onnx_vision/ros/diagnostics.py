@@ -1,7 +1,8 @@
 """The nodes' diagnostics as plain data: levels, messages and key values, with no ROS import.
 
 Each node keeps one monitor from this module. Every `diagnostics_period` it hands the monitor a
-snapshot of its counters and gets back a `Status`, which `ros.node_support.DiagnosticsPublisher`
+snapshot of its counters and gets back a `Status`, which
+`ros.diagnostics_publisher.DiagnosticsPublisher`
 publishes as diagnostic_msgs/DiagnosticStatus on /diagnostics. Names follow diagnostic_updater:
 '<node name>: <what>'. Times are plain seconds passed in by the caller (monotonic for rates, the
 node clock for idle times), so every rule here is testable without a clock.
@@ -355,4 +356,61 @@ class SmoothingMonitor:
             'timeout (s)': f'{s.timeout_s:g}',
         }
         values.update(s.qos.values())
+        return Status(level, self.name, message, values=values)
+
+
+# --- annotator_node ------------------------------------------------------------------------
+UNMATCHED_WARN_RATIO = 0.1  # annotator_node: unmatched / results received above this warns
+
+
+@dataclass
+class AnnotatorSnapshot:
+    """annotator_node's counters (`counts`: annotation.pairing.PairingCounts' fields)."""
+
+    state: str  # lifecycle state
+    image_topic: str
+    wanted: bool  # someone subscribes image_annotated or its compressed topic
+    drawn: int
+    errors: int  # frames that could not be converted or drawn
+    counts: Mapping[str, int]
+    draw_ms: float | None  # mean conversion and drawing time
+    qos: Sequence[QosMismatch] = ()
+
+
+class AnnotatorMonitor:
+    """WARN when many results find no image (or confirmed result) to join, on drawing errors
+    and on a QoS mismatch of an input."""
+
+    def __init__(self, node: str, *, rate_window_s: float = RATE_WINDOW_S) -> None:
+        self.name = f'{node}: annotation'
+        self.rate = CounterRate(rate_window_s)
+
+    def report(self, now: float, s: AnnotatorSnapshot) -> Status:
+        hz = self.rate.update(now, s.drawn)
+        counts = s.counts
+        problems: list[tuple[int, str]] = []
+        received = counts.get('raw', 0) + counts.get('confirmed', 0)
+        unmatched = counts.get('unmatched_raw', 0) + counts.get('unmatched_confirmed', 0)
+        if received and unmatched > UNMATCHED_WARN_RATIO * received:
+            problems.append((WARN, f'{unmatched} of {received} results found no image to '
+                                   f'draw on (stamps that differ from {s.image_topic}\'s, or '
+                                   'images that came too late)'))
+        if s.errors:
+            problems.append((WARN, f'{s.errors} frames not drawn (see the log)'))
+        for qos in s.qos:
+            problems += qos.problem()
+        if s.state != 'active':
+            ok = s.state
+        elif s.wanted:
+            ok = f'drawing at {_hz(hz)} Hz'
+        else:
+            ok = 'idle: nobody subscribes image_annotated'
+        level, message = _combine(problems, ok)
+        values = {'state': s.state, 'image topic': s.image_topic,
+                  'subscribed': str(s.wanted).lower(), 'drawn': str(s.drawn),
+                  'drawn rate (Hz)': _hz(hz), 'errors': str(s.errors),
+                  'mean draw time (ms)': _ms(s.draw_ms),
+                  **{name.replace('_', ' '): str(value) for name, value in counts.items()}}
+        for index, qos in enumerate(s.qos):
+            values.update({f'{key} ({index})': value for key, value in qos.values().items()})
         return Status(level, self.name, message, values=values)

@@ -2,7 +2,9 @@
 
     camera_node --image_raw, camera_info--> inference_node --detections | classification-->
     smoothing_node --detections_smoothed | classification_smoothed-->
-    (inference_node also publishes image_annotated and label_info)
+    (inference_node also publishes label_info)
+    with annotate: annotator_node <--image_raw, results, smoothed results-- (the above)
+    annotator_node --image_annotated, image_annotated/compressed-->
 
 Plain Python, no rclpy and no launch import, so it can be checked and used anywhere.
 """
@@ -60,9 +62,10 @@ class Pipeline:
             self, nodes=tuple(spec for spec in self.nodes if spec.executable in executables))
 
 
-def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
+def pipeline(task: str, *, image_topic: str = '', annotate: bool = False) -> Pipeline:
     """The graph of `task`. With `image_topic` set, attach to that existing camera topic
-    (a simulator's or another driver's) and leave camera_node out.
+    (a simulator's or another driver's) and leave camera_node out. With `annotate`, add
+    annotator_node, which draws the results on image_annotated (for rviz or a viewer).
     """
     if task not in TASKS:
         raise ValueError(f'unknown task {task!r}; expected one of {", ".join(TASKS)}')
@@ -74,6 +77,8 @@ def pipeline(task: str, *, image_topic: str = '') -> Pipeline:
         nodes.append(NodeSpec('camera_node'))
     nodes.append(NodeSpec('inference_node', inference_remaps))
     nodes.append(NodeSpec('smoothing_node'))
+    if annotate:
+        nodes.append(NodeSpec('annotator_node', inference_remaps))  # the same camera topic
     inference_task = Task.DETECTION if task == 'human_detection' else Task.CLASSIFICATION
     return Pipeline(task=task, inference_task=inference_task, parameters_file=f'{task}.yaml',
                     nodes=tuple(nodes))
@@ -84,7 +89,8 @@ def node_overrides(pipe: Pipeline, *, source: str = '', model: str = '',
                    image_transport: str = '') -> dict[str, dict[str, object]]:
     """Per-node parameters that launch arguments set on top of the parameter file.
 
-    `image_transport` 'compressed' makes inference_node take `<image topic>/compressed`.
+    `image_transport` 'compressed' makes inference_node (and annotator_node) take
+    `<image topic>/compressed`. annotator_node gets the pipeline's task.
     """
     overrides: dict[str, dict[str, object]] = {spec.executable: {} for spec in pipe.nodes}
     if source and 'camera_node' in overrides:
@@ -93,6 +99,10 @@ def node_overrides(pipe: Pipeline, *, source: str = '', model: str = '',
         overrides['inference_node']['model'] = model
     if image_transport:
         overrides['inference_node']['image_transport'] = image_transport
+    if 'annotator_node' in overrides:
+        overrides['annotator_node']['task'] = pipe.inference_task.value
+        if image_transport:
+            overrides['annotator_node']['image_transport'] = image_transport
     if use_sim_time:
         for values in overrides.values():
             values['use_sim_time'] = True

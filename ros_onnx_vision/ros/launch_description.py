@@ -16,7 +16,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from ros_onnx_vision.resources import config_file
-from ros_onnx_vision.ros.environment import (apply_fastdds_profile, LEGACY_PROFILE_VARIABLE,
+from ros_onnx_vision.ros.dds_profile import (apply_fastdds_profile, LEGACY_PROFILE_VARIABLE,
                                              PROFILE_VARIABLE)
 from ros_onnx_vision.ros.graph import node_overrides, PACKAGE, pipeline
 
@@ -31,12 +31,15 @@ ARGUMENTS = (
                         'driver\'s); camera_node is then not started'),
     ('params_file', '', 'Parameter file; empty = config/<task>.yaml of this package'),
     ('rviz', 'false', 'Start rviz2 with the package\'s view of raw and annotated images '
-                      '(where rviz2 is not installed: a warning, and the nodes without it)'),
-    ('annotate_confirmed', '', 'inference_node draws confirmed results over raw ones on '
+                      '(implies annotate:=true; where rviz2 is not installed: a warning, and '
+                      'the nodes without it)'),
+    ('annotate', 'false', 'Start annotator_node, which draws the results on image_annotated '
+                          '(and image_annotated/compressed) while someone subscribes'),
+    ('annotate_confirmed', '', 'annotator_node draws confirmed results over raw ones on '
                                'image_annotated (false: raw only); empty = the parameter file\'s'),
-    ('image_transport', '', 'raw or compressed: inference_node takes the camera topic, or its '
-                            '<topic>/compressed (JPEG/PNG, e.g. a camera on another host); '
-                            'empty = the parameter file\'s'),
+    ('image_transport', '', 'raw or compressed: inference_node (and annotator_node) take the '
+                            'camera topic, or its <topic>/compressed (JPEG/PNG, e.g. a camera '
+                            'on another host); empty = the parameter file\'s'),
 )
 TRANSPORTS = ('', 'raw', 'compressed')
 TRUE = ('true', '1', 'yes', 'on')
@@ -65,7 +68,7 @@ def _nodes(context: LaunchContext, task: str) -> list[Node]:
         return LaunchConfiguration(name).perform(context)
 
     # Everything is checked before any process starts: a bad argument leaves no node behind.
-    for name in ('use_sim_time', 'rviz', 'annotate_confirmed'):
+    for name in ('use_sim_time', 'rviz', 'annotate', 'annotate_confirmed'):
         allowed = TRUE + FALSE + (('',) if name == 'annotate_confirmed' else ())
         if arg(name).lower() not in allowed:
             raise ValueError(f'launch argument {name}:={arg(name)!r} is not a boolean '
@@ -73,17 +76,19 @@ def _nodes(context: LaunchContext, task: str) -> list[Node]:
     if arg('image_transport') not in TRANSPORTS:
         raise ValueError(f'launch argument image_transport:={arg("image_transport")!r} is not '
                          'raw or compressed')
-    graph = pipeline(task, image_topic=arg('image_topic'))
+    rviz = arg('rviz').lower() in TRUE
+    # rviz shows image_annotated, which annotator_node draws.
+    graph = pipeline(task, image_topic=arg('image_topic'),
+                     annotate=rviz or arg('annotate').lower() in TRUE)
     sim_time = arg('use_sim_time').lower() in TRUE
     params_file = arg('params_file') or str(config_file(graph.parameters_file))
     if not os.path.isfile(params_file):
         raise FileNotFoundError(f'launch argument params_file: {params_file} does not exist')
     overrides = node_overrides(graph, source=arg('source'), model=arg('model'),
                                use_sim_time=sim_time, image_transport=arg('image_transport'))
-    if arg('annotate_confirmed'):
-        overrides['inference_node']['annotate_confirmed'] = \
+    if arg('annotate_confirmed') and 'annotator_node' in overrides:
+        overrides['annotator_node']['annotate_confirmed'] = \
             arg('annotate_confirmed').lower() in TRUE
-    rviz = arg('rviz').lower() in TRUE
     rviz_missing = rviz_missing_reason() if rviz else None
     if rviz_missing:
         get_logger('launch').warning(RVIZ_MISSING.format(

@@ -10,7 +10,8 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
-from ros_onnx_vision.ros.environment import apply_fastdds_profile, keep_image_buffers
+from ros_onnx_vision.ros.dds_profile import apply_fastdds_profile
+from ros_onnx_vision.ros.malloc_tuning import keep_image_buffers
 from ros_onnx_vision.ros.vision_node import VisionNode
 
 

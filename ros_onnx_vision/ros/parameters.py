@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from ros_onnx_vision.image_encodings import CAMERA_ENCODINGS
 
@@ -51,8 +51,6 @@ def parameter(default: Any, description: str, *, low: float | None = None,
         return dataclasses.field(default_factory=lambda: list(default), metadata={_SPEC: spec})
     return dataclasses.field(default=default, metadata={_SPEC: spec})
 
-
-Parameters = TypeVar('Parameters')
 
 
 def parameter_specs(parameters: type[Any]) -> tuple[ParameterSpec, ...]:
@@ -230,9 +228,8 @@ class InferenceParameters:
         'width, height as fractions of the image')
     annotate_confirmed: bool = parameter(
         True,
-        'Draw on image_annotated the confirmed results of smoothing_node (bold, with track '
-        'ids; from the *_smoothed topic, one frame behind) over the raw ones; false = raw '
-        'results only',
+        'Moved to annotator_node, which draws image_annotated; declared so that parameter '
+        'files setting it still load (a non-default value logs a warning)',
         read_only=True)
     reliability: str = parameter(
         'best_available',
@@ -249,7 +246,8 @@ class InferenceParameters:
         choices=('raw', 'compressed'), read_only=True)
     jpeg_quality: int = parameter(
         80,
-        'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
+        'Moved to annotator_node (image_annotated/compressed); declared so that parameter '
+        'files setting it still load (a non-default value logs a warning)',
         low=1, high=100, read_only=True)
     autostart: bool = autostart()
     max_image_pixels: int = parameter(
@@ -307,5 +305,54 @@ class SmoothingParameters:
         'reliable for inference_node)',
         choices=SUBSCRIPTION_RELIABILITY, read_only=True)
 
+    autostart: bool = autostart()
+    diagnostics_period: float = diagnostics_period()
+
+
+@dataclass(frozen=True)
+class AnnotatorParameters:
+    """annotator_node."""
+
+    task: str = parameter(
+        'detection',
+        'What to draw: detections (Detection2DArray) or classification (Classification), from '
+        'the raw and the *_smoothed topics',
+        choices=('detection', 'classification'), read_only=True)
+    annotate_confirmed: bool = parameter(
+        True,
+        'Draw the confirmed results of smoothing_node (bold, with track ids; paired by stamp '
+        'from the *_smoothed topic) over the raw ones; false = raw results only, drawn as soon '
+        'as they arrive',
+        read_only=True)
+    image_transport: str = parameter(
+        'raw',
+        'Input transport, as image_transport names it: raw subscribes the image topic '
+        '(sensor_msgs/Image), compressed its <topic>/compressed (sensor_msgs/CompressedImage, '
+        'JPEG or PNG; decoded only for frames drawn)',
+        choices=('raw', 'compressed'), read_only=True)
+    reliability: str = parameter(
+        'best_available',
+        'QoS reliability of the image subscription: best_available follows the camera; '
+        'best_effort or reliable force one',
+        choices=SUBSCRIPTION_RELIABILITY, read_only=True)
+    jpeg_quality: int = parameter(
+        80, 'JPEG quality of image_annotated/compressed (encoded only while subscribed)',
+        low=1, high=100, read_only=True)
+    wait: float = parameter(
+        0.3,
+        'Seconds (steady time) a raw result waits for the confirmed result of the same stamp '
+        'before it is drawn without it',
+        low=0.0, high=10.0, read_only=True)
+    buffer_frames: int = parameter(
+        30, 'Images kept for their results: the newest this many (30 = 1 s at 30 Hz)',
+        low=1, high=1000, read_only=True)
+    buffer_age: float = parameter(
+        1.0,
+        'Images kept for their results: none older (by header stamp) than this many seconds '
+        'before the newest',
+        low=0.01, high=60.0, read_only=True)
+    max_image_pixels: int = parameter(
+        50_000_000, 'Refuse images with more pixels than this instead of allocating for them',
+        low=1, high=1_000_000_000)
     autostart: bool = autostart()
     diagnostics_period: float = diagnostics_period()

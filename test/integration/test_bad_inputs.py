@@ -31,7 +31,7 @@ from onnx import helper, TensorProto
 import pytest
 import yaml
 
-from ros_onnx_vision.ros.environment import node_environment
+from tools.demo.graph_runner import node_environment
 
 from conftest import reliability_settled, REPO, RosProbe
 from tools.demo.graph_runner import start_node

@@ -43,7 +43,7 @@ def test_colcon_build_and_test(tmp_path, ros_domain):
     build = colcon(tmp_path, f'build --base-paths {REPO}', env)
     assert build.returncode == 0, build.stdout + build.stderr
     install = tmp_path / 'install' / 'ros_onnx_vision'
-    for executable in ('camera_node', 'inference_node', 'smoothing_node'):
+    for executable in ('camera_node', 'inference_node', 'smoothing_node', 'annotator_node'):
         assert os.access(install / 'lib' / 'ros_onnx_vision' / executable, os.X_OK)
     share = install / 'share' / 'ros_onnx_vision'
     for path in ('package.xml', 'launch/human_detection.launch.py',

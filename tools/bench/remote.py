@@ -175,8 +175,8 @@ def window(probe, env: dict[str, str], logs: Path, *, mbit: float, size: str, fp
 
 def worker(args: argparse.Namespace) -> int:
     """Inside the namespace: the UDP-only profile for every process, then each window."""
-    from ros_onnx_vision.ros.environment import (LEGACY_PROFILE_VARIABLE, node_environment,
-                                                 PROFILE_VARIABLE)
+    from ros_onnx_vision.ros.dds_profile import LEGACY_PROFILE_VARIABLE, PROFILE_VARIABLE
+    from tools.demo.graph_runner import node_environment
     tmp = Path(tempfile.mkdtemp(prefix='bench_remote_'))
     profile = tmp / 'udp_only.xml'
     profile.write_text(UDP_ONLY_PROFILE)

@@ -7,7 +7,7 @@
 For each frame size, reliability and profile, a publisher process sends bgr8 frames (built with
 ros_onnx_vision.ros.image_conversion) stamped just before publishing, and a subscriber process
 (spinning a SingleThreadedExecutor like run_node) records receive time - stamp (same host clock).
-Both call ros.environment.keep_image_buffers() first, as image nodes should (without it the
+Both call ros.malloc_tuning.keep_image_buffers() first, as image nodes should (without it the
 subscriber page-faults three fresh frame buffers per message);
 --no-keep-buffers leaves glibc's defaults, --compare-buffers runs both for each case.
 Prints a table and optionally writes JSON.
@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _qos(reliability: str):
-    from ros_onnx_vision.ros.node_support import qos
+    from ros_onnx_vision.ros.qos import qos
     return qos(reliability, 1)
 
 
 def _keep_buffers(keep: bool) -> None:
     if keep:
-        from ros_onnx_vision.ros.environment import keep_image_buffers
+        from ros_onnx_vision.ros.malloc_tuning import keep_image_buffers
         keep_image_buffers()
 
 
@@ -48,7 +48,7 @@ def publisher(size: str, reliability: str, seconds: float, rate: float,
     from std_msgs.msg import Header
 
     from ros_onnx_vision.ros.image_conversion import numpy_to_image
-    from ros_onnx_vision.ros.node_support import seconds_to_stamp
+    from ros_onnx_vision.ros.stamps import seconds_to_stamp
     width, height = SIZES[size]
     rclpy.init()
     node = rclpy.create_node('bench_publisher')
@@ -78,7 +78,7 @@ def subscriber(reliability: str, seconds: float, keep_buffers: bool = True) -> N
     from sensor_msgs.msg import Image
 
     from ros_onnx_vision.ros.image_conversion import image_to_numpy
-    from ros_onnx_vision.ros.node_support import stamp_to_seconds
+    from ros_onnx_vision.ros.stamps import stamp_to_seconds
     rclpy.init()
     node = rclpy.create_node('bench_subscriber')
     latencies: list[float] = []
@@ -104,8 +104,8 @@ def subscriber(reliability: str, seconds: float, keep_buffers: bool = True) -> N
 
 def measure(size: str, reliability: str, profile: bool, seconds: float, rate: float,
             domain: int, keep_buffers: bool = True) -> dict:
-    from ros_onnx_vision.ros.environment import (LEGACY_PROFILE_VARIABLE, node_environment,
-                                                 PROFILE_VARIABLE)
+    from ros_onnx_vision.ros.dds_profile import LEGACY_PROFILE_VARIABLE, PROFILE_VARIABLE
+    from tools.demo.graph_runner import node_environment
     env = node_environment(domain, localhost_only=os.environ.get('BENCH_LOCALHOST', '1') == '1')
     if not profile:
         env.pop(PROFILE_VARIABLE, None)

@@ -1,10 +1,10 @@
-"""The main job: the real pipeline (three node processes over DDS) on an embedded input.
+"""The main job: the real pipeline (four node processes over DDS) on an embedded input.
 
     python -m tools.demo [--task human_detection|digit_classification]
         [--output DIR] [--max-seconds S] [--input VIDEO]
 
-Starts camera_node on the input video (not looping, exiting at its end), inference_node and
-smoothing_node from the graph description, records every frame, raw result and smoothed result
+Starts camera_node on the input video (not looping, exiting at its end), inference_node,
+smoothing_node and annotator_node from the graph description, records every frame, raw result and smoothed result
 in this process, shows progress, and writes to the output folder: annotated.mp4 (confirmed
 boxes with track ids, or the confirmed digit), results.jsonl (every frame's raw and confirmed
 results), summary.png (raw vs confirmed over time, end-to-end latency, processing rate) and
@@ -29,11 +29,11 @@ from sensor_msgs.msg import Image
 from tools.demo import inputs as demo_inputs
 from tools.demo.report import draw_frame, FrameRecord, summary, summary_figure, write_jsonl
 from ros_onnx_vision.ros.graph import pipeline, TASKS
-from tools.demo.graph_runner import GraphProcesses
+from tools.demo.graph_runner import GraphProcesses, node_environment
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
 from ros_onnx_vision.results import Detection, Result
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, results_from_msg
-from ros_onnx_vision.ros.environment import keep_image_buffers, node_environment
+from ros_onnx_vision.ros.malloc_tuning import keep_image_buffers
 from tools.ros_probe import host_only_participant, RosProbe
 
 
@@ -159,15 +159,19 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
     domain = int(os.environ.get('ROS_DOMAIN_ID', 0)) or 1 + os.getpid() % 100
     env = node_environment(domain)
     recorder = Recorder(domain, task)
-    graph = pipeline(task)
-    # The camera holds its first frame until inference_node and this recorder listen.
+    # annotator_node draws image_annotated for a viewer (rviz, rqt_image_view) while the demo
+    # runs; annotated.mp4 is drawn here, from the recorded frames and results.
+    graph = pipeline(task, annotate=True)
+    # The camera holds its first frame until inference_node, annotator_node and this recorder
+    # listen.
     parameters = {'camera_node': {'source': str(demo.video), 'loop': False,
                                   'end_action': 'exit', 'fps': demo.fps,
-                                  'wait_for_subscribers': 2}}
-    # Start inference and smoothing first, the camera once they are up: no frame is lost to
-    # discovery or model loading.
-    downstream = GraphProcesses(graph.subset('inference_node', 'smoothing_node'), env,
-                                parameters=parameters, log_dir=output / 'logs')
+                                  'wait_for_subscribers': 3}}
+    # Start the other nodes first, the camera once they are up: no frame is lost to discovery
+    # or model loading.
+    downstream = GraphProcesses(
+        graph.subset('inference_node', 'smoothing_node', 'annotator_node'), env,
+        parameters=parameters, log_dir=output / 'logs')
     camera = GraphProcesses(graph.subset('camera_node'), env, parameters=parameters,
                             log_dir=output / 'logs')
     try:

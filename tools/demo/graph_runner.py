@@ -6,7 +6,7 @@ Commands are built from `graph.Pipeline`, the same description the launch files 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 import os
 from pathlib import Path
 import shutil
@@ -16,8 +16,25 @@ import sys
 import time
 from typing import Any, IO
 
-from ros_onnx_vision.ros.graph import PACKAGE, NodeSpec, Pipeline
 from ros_onnx_vision.resources import config_file
+from ros_onnx_vision.ros.dds_profile import apply_fastdds_profile
+from ros_onnx_vision.ros.graph import NodeSpec, PACKAGE, Pipeline
+
+
+def node_environment(domain_id: int | None = None, *, localhost_only: bool = True,
+                     base: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for node processes: shipped profile, optional own domain, host-only discovery.
+
+    Tests pass their own `domain_id` so concurrent runs never see each other.
+    """
+    env = dict(os.environ if base is None else base)
+    apply_fastdds_profile(env)
+    if domain_id is not None:
+        env['ROS_DOMAIN_ID'] = str(domain_id)
+    if localhost_only:
+        env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    return env
 
 
 def find_executable(name: str) -> str:

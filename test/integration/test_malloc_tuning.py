@@ -1,4 +1,4 @@
-"""ros_environment.keep_image_buffers: glibc reuses freed frame buffers (no faults a frame)."""
+"""ros.malloc_tuning.keep_image_buffers: glibc reuses freed frame buffers (no faults a frame)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ros_onnx_vision.ros import environment as ros_environment
+from ros_onnx_vision.ros import malloc_tuning as ros_environment
 
 GLIBC = sys.platform == 'linux' and platform.libc_ver()[0] == 'glibc'
 
@@ -17,7 +17,7 @@ GLIBC = sys.platform == 'linux' and platform.libc_ver()[0] == 'glibc'
 # callback. Prints the minor page faults per frame once warm.
 _FAULTS_PER_FRAME = r'''
 import ctypes, resource, sys
-from ros_onnx_vision.ros.environment import keep_image_buffers
+from ros_onnx_vision.ros.malloc_tuning import keep_image_buffers
 if sys.argv[1] == 'keep':
     assert keep_image_buffers()
 libc = ctypes.CDLL(None)
