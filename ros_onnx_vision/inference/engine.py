@@ -23,6 +23,7 @@ from ros_onnx_vision.inference.preprocessing import preprocess, ScaleInfo
 from ros_onnx_vision.inference.session import (create_session, ModelLoadError, ProviderError,
                                                ProviderReport)
 from ros_onnx_vision.results import Detection, Hypothesis, InferenceResult, StageTimings, Task
+from ros_onnx_vision.running_mean import RunningMean
 
 __all__ = ['extra_feed', 'InferenceEngine', 'ModelLoadError', 'PreparedFrame', 'ProviderError',
            'ProviderReport', 'SessionOutputs', 'TimingStats']
@@ -69,20 +70,23 @@ class TimingStats:
 
     def __init__(self) -> None:
         self.latest = StageTimings()
-        self.count = 0
-        self._sums = np.zeros(3)
+        self._means = (RunningMean(), RunningMean(), RunningMean())  # pre, run, post
+
+    @property
+    def count(self) -> int:
+        """Frames recorded since the last reset."""
+        return self._means[0].count
 
     def add(self, timings: StageTimings) -> None:
         """Record one frame."""
         self.latest = timings
-        self.count += 1
-        self._sums += (timings.pre_ms, timings.run_ms, timings.post_ms)
+        for mean, ms in zip(self._means, (timings.pre_ms, timings.run_ms, timings.post_ms)):
+            mean.add(ms)
 
     @property
     def mean(self) -> StageTimings:
         """Mean per stage (zeros before the first frame)."""
-        pre, run, post = self._sums / max(self.count, 1)
-        return StageTimings(float(pre), float(run), float(post))
+        return StageTimings(*(mean.value for mean in self._means))
 
     def reset(self) -> None:
         """Forget all frames."""

@@ -218,8 +218,9 @@ class AnnotatorNode(VisionNode[AnnotatorParameters]):
         return draw_classification(bgr, results)  # no digit region or box in the message
 
     def _log_error(self, msg: ImageMsg, error: Exception) -> None:
-        self.get_logger().error(f'{describe(msg)} not drawn: {error} ({self.errors} so far)',
-                                throttle_duration_sec=ERROR_LOG_PERIOD)
+        self.error_throttled(f'{type(error).__name__}:{str(error)[:30]}',
+                             f'{describe(msg)} not drawn: {error} ({self.errors} so far)',
+                             ERROR_LOG_PERIOD)
 
     def report(self) -> list[Status]:
         counts = self._pairing.counts if self._pairing is not None else None

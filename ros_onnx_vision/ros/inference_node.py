@@ -54,7 +54,7 @@ from ros_onnx_vision.ros.stamps import stamp_to_seconds
 from ros_onnx_vision.ros.vision_node import VisionNode
 from ros_onnx_vision.running_mean import RunningMean
 
-ERROR_LOG_PERIOD = 2.0  # seconds between log lines about dropped frames (each is counted)
+ERROR_LOG_PERIOD = 2.0  # seconds between log lines of the same kind of dropped frame
 LIVE_CARD_PARAMETERS = {'score_threshold', 'nms_iou_threshold', 'class_filter', 'top_k',
                         'digit_roi'}
 # Drawing moved to annotator_node; these stay declared so parameter files that set them load.
@@ -265,10 +265,12 @@ class InferenceNode(VisionNode[InferenceParameters]):
             frames.submit(msg)
 
     def _log_dropped(self, msg: Image | CompressedImage, error: Exception) -> None:
-        """Log a dropped frame, throttled (every drop is counted in the diagnostics)."""
-        self.get_logger().error(
+        """Log a dropped frame, at most every 2 s per kind of error (every drop is counted)."""
+        encoding = msg.format if isinstance(msg, CompressedImage) else msg.encoding
+        self.error_throttled(
+            f'{type(error).__name__}:{encoding}:{str(error)[:30]}',
             f'{describe(msg)} dropped: {error} ({self.stats.counts.errors} dropped so far)',
-            throttle_duration_sec=ERROR_LOG_PERIOD)
+            ERROR_LOG_PERIOD)
 
     # The three stages of a frame, each in its own thread (NewestFramePipeline).
     def _prepare(self, msg: Image | CompressedImage) -> _Staged:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import time
 from typing import Any, Generic, TypeVar
 
@@ -91,6 +92,7 @@ class VisionNode(LifecycleNode, Generic[P]):
         self._exit_deadline = 0.0
         self._exit_heard = 0  # ERRORs published to a matched /diagnostics listener
         self._start_timer: Any = None
+        self._error_logged: dict[str, float] = {}  # kind of error -> when last logged
         if self.params.autostart:
             self._start_timer = self.create_timer(0.0, self._autostart)
 
@@ -124,6 +126,15 @@ class VisionNode(LifecycleNode, Generic[P]):
     def now_s(self) -> float:
         """Node-clock time in seconds (simulation time under use_sim_time)."""
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def error_throttled(self, kind: str, message: str, period: float) -> None:
+        """Log `message` at most every `period` s per `kind` of error. rclpy's
+        throttle_duration_sec throttles per call site: one kind of bad frame would then hide
+        every other kind."""
+        now = time.monotonic()
+        if now - self._error_logged.get(kind, -math.inf) >= period:
+            self._error_logged[kind] = now
+            self.get_logger().error(message)
 
     # --- parameters --------------------------------------------------------------------------
     def _declare(self, parameters: type[P]) -> P:
