@@ -623,10 +623,11 @@ def test_rviz_node_is_added_when_rviz2_is_installed(tmp_path, monkeypatch):
     index = tmp_path / 'share' / 'ament_index' / 'resource_index' / 'packages'
     index.mkdir(parents=True)
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
-    assert [n.node_package for n in launched(rviz='true')] == ['ros_onnx_vision'] * 3
+    # rviz:=true shows image_annotated, so annotator_node starts with the three others.
+    assert [n.node_package for n in launched(rviz='true')] == ['ros_onnx_vision'] * 4
     (index / 'rviz2').touch()
     nodes = launched(rviz='true', namespace='robot1')
-    assert [n.node_package for n in nodes] == ['ros_onnx_vision'] * 3 + ['rviz2']
+    assert [n.node_package for n in nodes] == ['ros_onnx_vision'] * 4 + ['rviz2']
     command = [''.join(getattr(s, 'text', str(s)) for s in part) for part in nodes[-1].cmd]
     view = command[command.index('-d') + 1]
     assert view.endswith('config/ros_onnx_vision.rviz') and Path(view).is_file(), command
