@@ -28,17 +28,15 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification, Detection2DArray
 
 from ros_onnx_vision.annotation.pairing import Key, Paired, StampPairing
-from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
 from ros_onnx_vision.inference.annotation import (draw_classification, draw_confirmed,
                                                   draw_detections)
 from ros_onnx_vision.results import Task
 from ros_onnx_vision.ros.diagnostics import (AnnotatorMonitor, AnnotatorSnapshot, QosMismatch,
                                              Status)
 from ros_onnx_vision.ros.graph import CAMERA_TOPIC
-from ros_onnx_vision.ros.image_conversion import (image_to_numpy, ImageConversionError,
-                                                  numpy_to_image)
-from ros_onnx_vision.ros.image_transport import (compressed_to_numpy, compressed_topic,
-                                                 describe, LazyCompressedPublisher)
+from ros_onnx_vision.ros.image_conversion import numpy_to_image
+from ros_onnx_vision.ros.image_transport import (compressed_topic, describe,
+                                                 LazyCompressedPublisher, message_to_numpy)
 from ros_onnx_vision.ros.matched_subscription import MatchedSubscription
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, results_from_msg
 from ros_onnx_vision.ros.node_main import run_node
@@ -61,19 +59,7 @@ def header_key(header: Header) -> Key:
 
 def to_bgr(msg: ImageMsg, max_pixels: int) -> np.ndarray:
     """The pixels of an Image or CompressedImage as BGR uint8, or a clear error."""
-    if isinstance(msg, CompressedImage):
-        image, order = compressed_to_numpy(msg, max_pixels)
-    else:
-        if msg.encoding not in ENGINE_COLOR_ORDERS:
-            raise ImageConversionError(
-                f'unsupported image encoding {msg.encoding!r} for drawing; expected one of '
-                + ', '.join(ENGINE_COLOR_ORDERS))
-        pixels = int(msg.width) * int(msg.height)
-        if pixels > max_pixels:
-            raise ImageConversionError(
-                f'image of {msg.width}x{msg.height} = {pixels} pixels exceeds max_image_pixels '
-                f'{max_pixels}; refused')
-        image, order = image_to_numpy(msg), ENGINE_COLOR_ORDERS[msg.encoding]
+    image, order = message_to_numpy(msg, max_pixels, 'drawing')
     return image if order == 'BGR' else cv2.cvtColor(image, TO_BGR[order])
 
 

@@ -15,10 +15,13 @@ import time
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ros_onnx_vision.camera import compression
+from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
+from ros_onnx_vision.ros.image_conversion import image_to_numpy, ImageConversionError
+from ros_onnx_vision.running_mean import RunningMean
 
 
 def compressed_topic(image_topic: str) -> str:
@@ -45,8 +48,17 @@ class LazyCompressedPublisher:
     def __init__(self, publisher: Any, quality: int) -> None:
         self.publisher = publisher
         self.quality = quality
-        self.encoded = 0
-        self.encode_ms = 0.0
+        self._encode_ms = RunningMean()
+
+    @property
+    def encoded(self) -> int:
+        """Frames encoded and published so far."""
+        return self._encode_ms.count
+
+    @property
+    def encode_ms(self) -> float:
+        """Their mean encode-and-publish time (0.0 before the first)."""
+        return self._encode_ms.value
 
     def wanted(self) -> bool:
         return self.publisher.get_subscription_count() > 0
@@ -57,8 +69,7 @@ class LazyCompressedPublisher:
             return False
         start = time.perf_counter()
         self.publisher.publish(compressed_msg(image, encoding, header, self.quality))
-        self.encoded += 1
-        self.encode_ms += ((time.perf_counter() - start) * 1e3 - self.encode_ms) / self.encoded
+        self._encode_ms.add((time.perf_counter() - start) * 1e3)
         return True
 
 
@@ -76,6 +87,25 @@ def compressed_to_numpy(msg: CompressedImage, max_pixels: int) -> tuple[np.ndarr
             f'compressed image of {size[0]}x{size[1]} = {size[0] * size[1]} pixels exceeds '
             f'max_image_pixels {max_pixels}; refused')
     return compression.decode(msg.data, msg.format)
+
+
+def message_to_numpy(msg: Image | CompressedImage, max_pixels: int,
+                     purpose: str) -> tuple[np.ndarray, str]:
+    """The uint8 pixels of a received image and their channel order (an ENGINE_COLOR_ORDERS
+    value: BGR, RGB, GRAY, BGRA or RGBA), or an ImageConversionError / ValueError saying what
+    is wrong. `purpose` names the use in the unsupported-encoding message."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_numpy(msg, max_pixels)  # decoded once, in its own channel order
+    if msg.encoding not in ENGINE_COLOR_ORDERS:
+        raise ImageConversionError(
+            f'unsupported image encoding {msg.encoding!r} for {purpose}; expected one of '
+            + ', '.join(ENGINE_COLOR_ORDERS))
+    pixels = int(msg.width) * int(msg.height)
+    if pixels > max_pixels:
+        raise ImageConversionError(
+            f'image of {msg.width}x{msg.height} = {pixels} pixels exceeds max_image_pixels '
+            f'{max_pixels}; refused')
+    return image_to_numpy(msg), ENGINE_COLOR_ORDERS[msg.encoding]
 
 
 def describe(msg: Any) -> str:

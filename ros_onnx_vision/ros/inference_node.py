@@ -32,7 +32,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import LabelInfo, VisionClass
 
-from ros_onnx_vision.image_encodings import ENGINE_COLOR_ORDERS
 from ros_onnx_vision.inference.engine import (InferenceEngine, PreparedFrame, SessionOutputs,
                                                TimingStats)
 from ros_onnx_vision.inference.frame_pipeline import FrameCounts, NewestFramePipeline
@@ -44,12 +43,11 @@ from ros_onnx_vision.results import Task
 from ros_onnx_vision.ros.diagnostics import (InferenceMonitor, InferenceSnapshot, QosMismatch,
                                              Status)
 from ros_onnx_vision.ros.graph import CAMERA_TOPIC
-from ros_onnx_vision.ros.image_conversion import image_to_numpy, ImageConversionError
-from ros_onnx_vision.ros.image_transport import compressed_to_numpy, compressed_topic, describe
+from ros_onnx_vision.ros.image_transport import compressed_topic, describe, message_to_numpy
 from ros_onnx_vision.ros.matched_subscription import MatchedSubscription
 from ros_onnx_vision.ros.messages import RESULT_MESSAGES, result_to_msg
 from ros_onnx_vision.ros.node_main import run_node
-from ros_onnx_vision.ros.parameters import InferenceParameters, parameter_specs
+from ros_onnx_vision.ros.parameters import InferenceParameters
 from ros_onnx_vision.ros.stamps import stamp_to_seconds
 from ros_onnx_vision.ros.vision_node import VisionNode
 from ros_onnx_vision.running_mean import RunningMean
@@ -113,19 +111,7 @@ class _Staged:
 
 def to_engine_image(msg: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarray, str]:
     """The image as the engine takes it (uint8, BGR/RGB/GRAY) or a clear error."""
-    if isinstance(msg, CompressedImage):
-        return compressed_to_numpy(msg, max_pixels)  # decoded once, in its own channel order
-    if msg.encoding not in ENGINE_COLOR_ORDERS:
-        raise ImageConversionError(
-            f'unsupported image encoding {msg.encoding!r} for inference; expected one of '
-            + ', '.join(ENGINE_COLOR_ORDERS))
-    pixels = int(msg.width) * int(msg.height)
-    if pixels > max_pixels:
-        raise ImageConversionError(
-            f'image of {msg.width}x{msg.height} = {pixels} pixels exceeds max_image_pixels '
-            f'{max_pixels}; refused')
-    image = image_to_numpy(msg)
-    order = ENGINE_COLOR_ORDERS[msg.encoding]
+    image, order = message_to_numpy(msg, max_pixels, 'inference')
     if order in ('BGRA', 'RGBA'):
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if order == 'BGRA' else
                              cv2.COLOR_RGBA2RGB)
@@ -155,8 +141,9 @@ class InferenceNode(VisionNode[InferenceParameters]):
         self._qos_mismatch = QosMismatch()
         self._self_check = ''  # the last self-check's line
         self._monitor = InferenceMonitor(self.get_name())
-        defaults = {spec.name: spec.default for spec in parameter_specs(InferenceParameters)}
-        moved = [n for n in MOVED_TO_ANNOTATOR if getattr(self.params, n) != defaults[n]]
+        defaults = InferenceParameters()
+        moved = [n for n in MOVED_TO_ANNOTATOR
+                 if getattr(self.params, n) != getattr(defaults, n)]
         if moved:
             self.get_logger().warning(
                 f'{", ".join(moved)} set on inference_node, but drawing moved to annotator_node: '
