@@ -101,17 +101,20 @@ class CameraNode(VisionNode[CameraParameters]):
 
     def autostart_retry_delay(self) -> float | None:
         """A live source (device, stream) that is not there yet: configure again later."""
-        if not self.kind.live:
-            return None
-        max_retries = self.params.max_retries
-        if 0 <= max_retries <= self.backoff.attempts:
-            self.get_logger().error(f'giving up after {self.backoff.attempts} retries '
+        return self._retry_delay(self.configure_error, 'configure') if self.kind.live else None
+
+    def _retry_delay(self, error: str, what: str) -> float | None:
+        """The wait before retrying after a source failure, counted and logged; None (state
+        failed) once max_retries are used up."""
+        self.state, self.last_error = CameraState.RECONNECTING, error
+        if 0 <= self.params.max_retries <= self.backoff.attempts:
+            self.state = CameraState.FAILED
+            self.get_logger().error(f'{error}; giving up after {self.backoff.attempts} retries '
                                     '(max_retries)')
             return None
         self.retries += 1
-        self.state = CameraState.RECONNECTING
         delay = self.backoff.next_delay()
-        self.get_logger().warning(f'retrying configure in {delay:.1f} s')
+        self.get_logger().warning(f'{error}; retrying {what} in {delay:.1f} s')
         return delay
 
     def activate(self) -> None:
@@ -167,16 +170,9 @@ class CameraNode(VisionNode[CameraParameters]):
 
     def _back_off(self, error: Exception) -> bool:
         """Record a read failure and wait before the next try; False once retries run out."""
-        self.state, self.last_error = CameraState.RECONNECTING, str(error)
-        max_retries = self.params.max_retries
-        if 0 <= max_retries <= self.backoff.attempts:
-            self.state = CameraState.FAILED
-            self.get_logger().error(f'{error}; giving up after {self.backoff.attempts} retries '
-                                    '(max_retries)')
+        delay = self._retry_delay(str(error), 'the read')
+        if delay is None:
             return False
-        self.retries += 1
-        delay = self.backoff.next_delay()
-        self.get_logger().warning(f'{error}; retrying in {delay:.1f} s')
         self._stop.wait(delay)
         return True
 

@@ -134,7 +134,7 @@ class CameraState(str, enum.Enum):
     STOPPED = 'stopped'  # not active: configured, or not yet
 
 
-def lifecycle_problems(state: str, configure_error: str) -> list[tuple[int, str]]:
+def configure_problems(configure_error: str) -> list[tuple[int, str]]:
     """ERROR for a failed configure (the node cannot work until configured again)."""
     return [(ERROR, configure_error)] if configure_error else []
 
@@ -172,15 +172,16 @@ class CameraMonitor:
         self._low_since: float | None = None
 
     def report(self, now: float, s: CameraSnapshot) -> Status:
+        state = CameraState(s.state)  # also takes the enum's string value
         achieved = None
-        if s.state == 'publishing':
+        if state is CameraState.PUBLISHING:
             achieved = self.rate.update(now, s.published)
         else:
             self.rate.reset()
-        problems = lifecycle_problems(s.lifecycle, s.configure_error)
-        if s.state == 'failed':
+        problems = configure_problems(s.configure_error)
+        if state is CameraState.FAILED:
             problems.append((ERROR, f'source failed for good: {s.error or "see the log"}'))
-        elif s.state == 'reconnecting':
+        elif state is CameraState.RECONNECTING:
             problems.append((WARN, f'source unavailable, reconnecting (retry {s.retries}): '
                                    f'{s.error or "see the log"}'))
         low = (achieved is not None and s.target_hz > 0
@@ -194,15 +195,15 @@ class CameraMonitor:
                 problems.append((WARN, f'achieved rate {achieved:.2f} Hz is below '
                                        f'{self.low_ratio:.0%} of the target {s.target_hz:g} Hz '
                                        f'for {now - self._low_since:.0f} s'))
-        ok = (f'publishing at {_hz(achieved)} Hz' if s.state == 'publishing'
-              else 'end of source (idle)' if s.state == 'ended'
+        ok = (f'publishing at {_hz(achieved)} Hz' if state is CameraState.PUBLISHING
+              else 'end of source (idle)' if state is CameraState.ENDED
               else f'{s.lifecycle}: not publishing' if s.lifecycle != 'active'
-              else CameraState(s.state).value)
+              else state.value)
         level, message = _combine(problems, ok)
         return Status(level, self.name, message, hardware_id=s.source, values={
             'source': s.source,
             'lifecycle state': s.lifecycle,
-            'state': CameraState(s.state).value,
+            'state': state.value,
             'target rate (Hz)': f'{s.target_hz:g}' if s.target_hz > 0 else 'source rate',
             'achieved rate (Hz)': _hz(achieved),
             'frames published': str(s.published),
@@ -259,7 +260,7 @@ class InferenceMonitor:
         period = now - self._last[0] if self._last else 0.0
         self._last = (now, s.errors)
         active = s.state == 'active'
-        problems = lifecycle_problems(s.state, s.configure_error)
+        problems = configure_problems(s.configure_error)
         if active and s.idle_s is not None and s.idle_s > self.no_input_after_s:
             problems.append((WARN, f'no input on {s.input_topic} for {s.idle_s:.1f} s'))
         if s.fallback:
@@ -327,7 +328,7 @@ class SmoothingMonitor:
     def report(self, now: float, s: SmoothingSnapshot) -> Status:
         in_hz = self.input_rate.update(now, s.received)
         active = s.state == 'active'
-        problems = lifecycle_problems(s.state, s.configure_error)
+        problems = configure_problems(s.configure_error)
         if active and s.idle_s is not None and s.idle_s > s.timeout_s:
             problems.append((WARN, f'stale input: nothing on {s.input_topic} for '
                                    f'{s.idle_s:.1f} s (timeout {s.timeout_s:g} s)'))
