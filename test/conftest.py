@@ -68,3 +68,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if 'integration' in item.path.parts:
             item.add_marker(pytest.mark.integration)
+
+
+def node_logs(folder: Path, *names: str) -> str:
+    """The last 3000 characters of each node's log in `folder` (<name>.log), for assertion
+    messages."""
+    return '\n'.join(f'--- {n}\n{(folder / (n + ".log")).read_text()[-3000:]}' for n in names
+                     if (folder / (n + '.log')).exists())

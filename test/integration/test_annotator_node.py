@@ -19,7 +19,7 @@ from ros_onnx_vision.ros.graph import pipeline
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
 from ros_onnx_vision.ros.messages import results_from_msg
 
-from conftest import DATA
+from conftest import DATA, node_logs
 from tools.demo.graph_runner import GraphProcesses
 
 NODE_START_S = 90.0  # imports, model and self-check of a loaded machine
@@ -93,9 +93,8 @@ def test_annotator_draws_raw_and_confirmed_results_on_their_own_frame(
         finally:
             if camera is not None:
                 camera.stop()
-    logs = '\n'.join(f'--- {n}\n{(tmp_path / (n + ".log")).read_text()[-3000:]}'
-                     for n in ('camera_node', 'inference_node', 'smoothing_node',
-                               'annotator_node'))
+    logs = node_logs(tmp_path, 'camera_node', 'inference_node', 'smoothing_node',
+                     'annotator_node')
     assert not exited, f'nodes exited early: {exited}\n{logs}'
     assert done, (f'{len(annotated)} annotated, {len(raw)} results, '
                   f'{len(confirmed_frames())} with confirmed results\n{logs}')

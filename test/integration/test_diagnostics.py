@@ -12,7 +12,7 @@ from ros_onnx_vision.ros.diagnostics import (CameraMonitor, CameraSnapshot, Coun
                                              SmoothingSnapshot, WARN)
 from ros_onnx_vision.ros.graph import pipeline
 
-from conftest import REPO
+from conftest import node_logs, REPO
 from tools.demo.graph_runner import GraphProcesses, start_node
 
 MODELS = REPO / 'models'
@@ -179,11 +179,6 @@ def values(status: DiagnosticStatus) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
 
-def logs(tmp_path, *names) -> str:
-    return '\n'.join(f'--- {n}\n{(tmp_path / (n + ".log")).read_text()[-3000:]}' for n in names
-                     if (tmp_path / (n + '.log')).exists())
-
-
 def test_every_node_reports_on_diagnostics(ros_probe, node_env, tmp_path):
     received = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 50)
     seen: dict[str, DiagnosticStatus] = {}
@@ -205,7 +200,7 @@ def test_every_node_reports_on_diagnostics(ros_probe, node_env, tmp_path):
         ok = ros_probe.spin_until(lambda: healthy() or bool(nodes.exited()), 30)
         exited = nodes.exited()
     names = ('camera_node', 'inference_node', 'smoothing_node')
-    assert ok and not exited, f'{exited}; statuses {list(seen)}\n{logs(tmp_path, *names)}'
+    assert ok and not exited, f'{exited}; statuses {list(seen)}\n{node_logs(tmp_path, *names)}'
     camera = values(seen['camera_node: camera'])
     assert camera['target rate (Hz)'] == '10' and camera['state'] == 'publishing'
     assert 5.0 < float(camera['achieved rate (Hz)']) < 15.0
@@ -245,7 +240,7 @@ def test_incompatible_qos_is_logged_and_reported(ros_probe, node_env, tmp_path):
             process.wait(10)
     log = (tmp_path / 'inference_node.log').read_text()
     status = reported()
-    assert status is not None, logs(tmp_path, 'inference_node', 'camera_node')
+    assert status is not None, node_logs(tmp_path, 'inference_node', 'camera_node')
     assert status.level == DiagnosticStatus.WARN
     assert int(values(status)['incompatible QoS events']) >= 1
     assert values(status)['frames received'] == '0'  # no data flowed

@@ -13,7 +13,7 @@ from ros_onnx_vision.ros.graph import pipeline
 from ros_onnx_vision.ros.image_conversion import image_to_numpy
 from ros_onnx_vision.smoothing.rate import confirmation_frames
 
-from conftest import DATA
+from conftest import DATA, node_logs
 from tools.demo.inputs import digit_on_paper
 from tools.demo.graph_runner import GraphProcesses
 
@@ -52,9 +52,8 @@ def run_graph(probe, env, tmp_path, task, parameters, topics, until, timeout=60.
         finally:
             if camera is not None:
                 camera.stop()
-        logs = '\n'.join(f'--- {n}\n{(tmp_path / (n + ".log")).read_text()[-3000:]}'
-                         for n in ('camera_node', 'inference_node', 'smoothing_node',
-                                   'annotator_node') if (tmp_path / (n + '.log')).exists())
+        logs = node_logs(tmp_path, 'camera_node', 'inference_node', 'smoothing_node',
+                         'annotator_node')
     assert not exited, f'nodes exited early: {exited}\n{logs}'
     assert done, f'timed out; received {({t: len(m) for t, m in received.items()})}\n{logs}'
     return received
