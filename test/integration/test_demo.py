@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -53,4 +54,14 @@ def test_digit_demo(tmp_path, node_env):
     summary = result['summary']
     assert summary['digits_confirmed'] >= 3
     assert summary['confirmed_right_frames'] > 3 * summary['confirmed_wrong_frames']
-    assert summary['confirmed_changes'] < summary['raw_changes']
+    # Voting never adds flicker: each digit shown is confirmed once and released once at most,
+    # whether or not the raw labels flickered (on the first seconds of the clip they often do
+    # not, so "fewer changes than raw" would be a property of the data, not of the voting).
+    assert summary['confirmed_changes'] <= 2 * summary['digits_shown'], summary
+    assert summary['confirmed_changes'] <= summary['raw_changes'] + 1, summary
+    # A confirmation takes about 0.5 s of agreeing frames (N = 15 Hz / 2), never one frame.
+    assert summary['confirmation_delay_s_mean'] >= 0.3, summary
+    labels = [r['confirmed'][0]['label'] if r['confirmed'] else None for r in result['records']]
+    runs = [len(list(group)) for label, group in itertools.groupby(labels) if label is not None]
+    # No one-frame confirmed label (the last run may be cut short by the end of the clip).
+    assert len(runs) >= 2 and min(runs[:-1]) >= 3, runs
