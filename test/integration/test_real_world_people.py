@@ -2,8 +2,10 @@
 
 ``../shared/data/pennfudan_dev`` holds 50 photos of pedestrians at 2-10 m (people 200-390 px
 tall) with boxes; the project's own labels (test/data) are mostly surveillance-scale people.
-The default card must hold on both. Skipped where the development set is not beside the
-checkout (its licence forbids copying it into the repository).
+The default card must hold on both. ``../shared/data/people_varied_dev`` (COCO val: rooms,
+sports, crowds, night, person-free scenes) measures what it does beyond pedestrians. Skipped
+where a development set is not beside the checkout (their licences forbid copying them into
+the repository).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from tools.evaluate.people import evaluate_engine, load_box_labels, NEGATIVES, PENNFUDAN
+from tools.evaluate.people import (evaluate_engine, load_box_labels, NEGATIVES, PENNFUDAN,
+                                   PEOPLE_VARIED)
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import load_model_card
 from ros_onnx_vision.ros.parameters import InferenceParameters
@@ -57,3 +60,21 @@ def test_default_detector_keeps_distant_pedestrians_and_no_false_person(engine):
     assert evaluation.recall >= 0.90, f'recall {evaluation.recall:.3f}'
     assert evaluation.precision >= 0.90, f'precision {evaluation.precision:.3f}'
     assert evaluation.negative_hits == {name: 0 for name in NEGATIVES}
+
+
+@pytest.mark.skipif(not (PEOPLE_VARIED / 'labels.json').is_file(),
+                    reason=f'no development set at {PEOPLE_VARIED}')
+def test_default_detector_in_varied_scenes_and_no_false_person(engine):
+    """Measured (docs/benchmark/people_accuracy.md): recall 0.353, precision 0.972 at the
+    shipped 0.45, no box on the 21 person-free images. Issue 21's target (recall >= 0.75 at
+    precision >= 0.85) is not reached by any shipped card: these floors keep today's figures
+    (and 0.325 would give 0.60 / 0.87 here, but 0.73 precision on Penn-Fudan, whose
+    background people are unlabelled)."""
+    evaluation = evaluate_engine(engine, load_box_labels(PEOPLE_VARIED / 'labels.json'),
+                                 PEOPLE_VARIED)
+    print('\n' + evaluation.table())
+    free = evaluation.negative_hits
+    assert len(free) >= 15, 'the set has person-free images'
+    assert free == {name: 0 for name in free}, 'a false person on a person-free image'
+    assert evaluation.recall >= 0.33, f'recall {evaluation.recall:.3f}'
+    assert evaluation.precision >= 0.90, f'precision {evaluation.precision:.3f}'

@@ -19,7 +19,8 @@ import pytest
 from ros_onnx_vision.geometry import iou
 from ros_onnx_vision.inference.engine import InferenceEngine
 
-from tools.evaluate.people import evaluate_engine, load_labels, match, NEGATIVES
+from tools.evaluate.people import (Counts, Evaluation, evaluate_engine, ImageResult,
+                                   load_labels, match, NEGATIVES)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / 'test' / 'data'
@@ -52,6 +53,21 @@ def test_match_rules() -> None:
     assert (counts.tp, counts.fp, counts.fn, counts.ignored) == (1, 2, 1, 1)
     assert counts.fn_boxes == [(100, 0, 110, 20)]
     assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    # An image with a crowd region: its misses count, its extra boxes do not.
+    crowd = match(dets, persons, recall_only=True)
+    assert (crowd.tp, crowd.fp, crowd.fn, crowd.ignored) == (1, 0, 1, 3)
+
+
+def test_rethresholded_evaluation_and_pr_curve() -> None:
+    persons = ({'box': [0, 0, 10, 20], 'difficult': False},)
+    images = [ImageResult('one.jpg', 1, 0, [(0.9, (0, 0, 10, 20)), (0.3, (40, 0, 50, 20))],
+                          Counts(), persons=persons),
+              ImageResult('empty.jpg', 0, 0, [(0.2, (5, 5, 9, 9))], Counts())]
+    collected = Evaluation('m', 0.1, images=images)
+    assert collected.at(0.25).to_dict()['person_free_hits'] == 0
+    rows = collected.pr_curve([0.1, 0.25, 0.5, 0.95])
+    assert [(r['recall'], r['precision'], r['person_free_hits']) for r in rows] == [
+        (1.0, pytest.approx(1 / 3, abs=1e-4), 1), (1.0, 0.5, 0), (1.0, 1.0, 0), (0.0, 1.0, 0)]
 
 
 @pytest.fixture(scope='module')

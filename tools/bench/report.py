@@ -496,7 +496,10 @@ def accuracy_lines(results: dict[str, Any], accuracy: list[dict[str, Any]]) -> l
              'labels (`test/data/person_labels.json`: 21 mostly distant people in vtest frames '
              'and photos). Digits: top-1 on the 1000 held-out MNIST digits and on the 29 phone '
              'photos of `../shared/data/digit_photos_dev`. The int8 card is made by '
-             '`python -m tools.optimize` (see models/README.md).', '',
+             '`python -m tools.optimize` (see models/README.md). Precision-recall curves of '
+             'every detector card on each labelled set (people in varied scenes too), with the '
+             'shipped operating points: [people_accuracy.md](people_accuracy.md) '
+             '(`python -m tools.evaluate.people_report`).', '',
              '| card | near people R / P | far people R / P (TP FP FN) | digits held out | '
              'digit photos | session run ms (section 2) |', '|---|---|---|---|---|---|']
     for r in accuracy:

@@ -3,7 +3,9 @@
 No ROS imports. A detector card runs at its own thresholds on every labelled image. Detections
 are matched greedily, best score first, to the unmatched label with the highest IoU >= 0.5; a
 detection whose best match is a ``difficult`` label is ignored (neither TP nor FP), and
-difficult labels are never misses. Recall is over the non-difficult labels.
+difficult labels are never misses. Recall is over the non-difficult labels. On a
+``recall_only`` image (one with a crowd region) the misses count, the extra detections do not.
+An image with no label at all is person-free: every detection on it is a false person.
 
 Used by ``test/unit/test_detection_accuracy.py``, the benchmark suite and the model optimiser
 (tools.optimize) to compare variants of a model.
@@ -12,6 +14,7 @@ Needs the source checkout: the labels and images are test/data's, which is not i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 
 from ros_onnx_vision.geometry import Box, iou
+from ros_onnx_vision.inference.model_card import apply_overrides
 from ros_onnx_vision.results import Task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +31,6 @@ DATA = REPO / 'test' / 'data'
 LABELS = DATA / 'person_labels.json'
 IOU_MATCH = 0.5
 NEGATIVES = ('dog.jpg', 'horses.jpg')  # labelled images that hold no person at all
-
 
 
 @dataclass
@@ -60,8 +63,11 @@ class Counts:
 
 
 def match(detections: Sequence[tuple[float, Box]], persons: Sequence[Mapping[str, Any]],
-          iou_min: float = IOU_MATCH) -> Counts:
-    """Greedy matching of (score, box) detections to labelled persons ({box, difficult})."""
+          iou_min: float = IOU_MATCH, recall_only: bool = False) -> Counts:
+    """Greedy matching of (score, box) detections to labelled persons ({box, difficult}).
+
+    ``recall_only``: a detection that matches no label is ignored, not a false positive.
+    """
     counts = Counts()
     used = [False] * len(persons)
     for score, box in sorted(detections, key=lambda d: -d[0]):
@@ -72,7 +78,9 @@ def match(detections: Sequence[tuple[float, Box]], persons: Sequence[Mapping[str
             overlap = iou(box, person['box'])
             if overlap >= best_iou:
                 best, best_iou = i, overlap
-        if best < 0:
+        if best < 0 and recall_only:
+            counts.ignored += 1
+        elif best < 0:
             counts.fp += 1
             counts.fp_boxes.append((score, tuple(round(v) for v in box)))
         elif persons[best]['difficult']:
@@ -98,16 +106,19 @@ def load_labels(path: str | Path = LABELS) -> dict[str, Any]:
     return images
 
 
-PENNFUDAN = REPO.parent / 'shared' / 'data' / 'pennfudan_dev'  # development set, not shipped
+# Development sets beside the checkout (their licences forbid copying them in).
+PENNFUDAN = REPO.parent / 'shared' / 'data' / 'pennfudan_dev'  # near pedestrians
+PEOPLE_VARIED = REPO.parent / 'shared' / 'data' / 'people_varied_dev'  # varied COCO scenes
 
 
 def load_box_labels(path: str | Path) -> dict[str, Any]:
     """A shared-data labels file (``{"images": {name: {"persons": [[x1, y1, x2, y2], ...],
-    "difficult": [...]}}}``) in :func:`load_labels`' form."""
+    "difficult": [...], "recall_only": bool?}}}``) in :func:`load_labels`' form (without the
+    image size, which not every set records)."""
     images = json.loads(Path(path).read_text(encoding='utf-8'))['images']
-    return {name: {'size': [entry['width'], entry['height']],
-                   'persons': [{'box': box, 'difficult': False} for box in entry['persons']]
-                   + [{'box': box, 'difficult': True} for box in entry.get('difficult', [])]}
+    return {name: {'persons': [{'box': box, 'difficult': False} for box in entry['persons']]
+                   + [{'box': box, 'difficult': True} for box in entry.get('difficult', [])],
+                   'recall_only': bool(entry.get('recall_only', False))}
             for name, entry in images.items()}
 
 
@@ -121,6 +132,13 @@ class ImageResult:
     detections: list[tuple[float, tuple[float, ...]]]
     counts: Counts
     other_detections: int = 0  # detections of other classes (0 for person-filtered cards)
+    persons: tuple[Mapping[str, Any], ...] = ()  # the labels, to re-match at other thresholds
+    recall_only: bool = False
+
+    @property
+    def person_free(self) -> bool:
+        """No person labelled, not even a difficult one."""
+        return not self.labels and not self.difficult
 
 
 @dataclass
@@ -159,13 +177,36 @@ class Evaluation:
 
     @property
     def negative_hits(self) -> dict[str, int]:
-        """Person detections on each image that holds no person (:data:`NEGATIVES`)."""
-        return {r.name: len(r.detections) for r in self.images if r.name in NEGATIVES}
+        """Person detections on each person-free image (no label at all)."""
+        return {r.name: len(r.detections) for r in self.images if r.person_free}
+
+    def at(self, score_threshold: float) -> Evaluation:
+        """The same images scored with only the detections at or above ``score_threshold``
+        (meaningful down to the threshold the detections were collected at)."""
+        out = Evaluation(self.model, score_threshold)
+        for r in self.images:
+            dets = [d for d in r.detections if d[0] >= score_threshold]
+            counts = match(dets, r.persons, recall_only=r.recall_only)
+            out.total.add(counts)
+            out.images.append(dataclasses.replace(r, detections=dets, counts=counts))
+        return out
+
+    def pr_curve(self, thresholds: Sequence[float]) -> list[dict[str, float]]:
+        """Recall, precision and person-free hits at each threshold."""
+        rows = []
+        for threshold in thresholds:
+            scored = self.at(threshold)
+            rows.append({'threshold': round(float(threshold), 4),
+                         'recall': round(scored.recall, 4),
+                         'precision': round(scored.precision, 4),
+                         'person_free_hits': sum(scored.negative_hits.values())})
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """Summary numbers (for JSON reports and cards)."""
         return {'recall': round(self.recall, 4), 'precision': round(self.precision, 4),
-                'tp': self.tp, 'fp': self.fp, 'fn': self.fn, 'ignored': self.total.ignored}
+                'tp': self.tp, 'fp': self.fp, 'fn': self.fn, 'ignored': self.total.ignored,
+                'person_free_hits': sum(self.negative_hits.values())}
 
     def table(self) -> str:
         """The per-image table printed by the accuracy test."""
@@ -184,15 +225,20 @@ class Evaluation:
 
 
 def evaluate_engine(engine: Any, labels: Mapping[str, Any] | None = None,
-                    data_dir: str | Path = DATA) -> Evaluation:
+                    data_dir: str | Path = DATA,
+                    score_threshold: float | None = None) -> Evaluation:
     """Run an :class:`~ros_onnx_vision.inference.engine.InferenceEngine` (detection card) on every
     labelled image and match its ``person`` detections to the labels.
 
     ``labels``: the mapping from :func:`load_labels` (default: the project's labels);
-    ``data_dir``: where the images are. Raises ``FileNotFoundError`` for a missing image and
-    ``ValueError`` for a card that is not a detection card or has no ``person`` label.
+    ``data_dir``: where the images are; ``score_threshold``: instead of the card's (a low one
+    collects the detections for :meth:`Evaluation.pr_curve`). Raises ``FileNotFoundError`` for
+    a missing image and ``ValueError`` for a card that is not a detection card or has no
+    ``person`` label.
     """
     card = engine.card
+    if score_threshold is not None:
+        card = apply_overrides(card, score_threshold=score_threshold)
     if card.task is not Task.DETECTION or 'person' not in card.labels:
         raise ValueError(f'model card {card.path}: person evaluation needs a detection card '
                          f"with a 'person' label (task is {card.task!r})")
@@ -203,14 +249,17 @@ def evaluate_engine(engine: Any, labels: Mapping[str, Any] | None = None,
         if image is None:
             raise FileNotFoundError(f'labelled image {Path(data_dir) / name} missing or '
                                     'unreadable')
-        result = engine.infer(image)
+        frame = engine.prepare(image, 'BGR', card=card)
+        result = engine.decode(frame, engine.run(frame))
         dets = [(d.score, tuple(d.box)) for d in result.detections if d.label == 'person']
-        counts = match(dets, entry['persons'])
+        recall_only = bool(entry.get('recall_only', False))
+        counts = match(dets, entry['persons'], recall_only=recall_only)
         evaluation.total.add(counts)
         n_difficult = sum(bool(p['difficult']) for p in entry['persons'])
         evaluation.images.append(ImageResult(name, len(entry['persons']) - n_difficult,
                                              n_difficult, dets, counts,
-                                             len(result.detections) - len(dets)))
+                                             len(result.detections) - len(dets),
+                                             tuple(entry['persons']), recall_only))
     return evaluation
 
 
