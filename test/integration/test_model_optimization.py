@@ -14,6 +14,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 import pytest
+import yaml
 
 from conftest import DATA, REPO
 from tools.optimize import __main__ as mo
@@ -123,6 +124,17 @@ def test_uint8_input_card_is_refused_clearly(tmp_path: Path,
     assert mo.main(['--card', str(card), '--output-dir', str(tmp_path)]) == 2
     assert 'float32 image input' in capsys.readouterr().err
     assert not list(tmp_path.glob('*.onnx'))
+
+
+def test_card_with_extra_inputs_is_refused_clearly(tmp_path: Path) -> None:
+    card = yaml.safe_load((MODELS / 'nanodet_m_416.yaml').read_text())
+    card['file'], card['labels'] = str(MODELS / card['file']), str(MODELS / card['labels'])
+    card['extra_inputs'] = {'orig_target_sizes': 'source_size'}
+    path = tmp_path / 'with_extra.yaml'
+    path.write_text(yaml.safe_dump(card))
+    with pytest.raises(mo.OptimizationError, match=r'besides the image \(orig_target_sizes\)'):
+        mo.optimize(path, tmp_path / 'out', calibration=str(DATA), frames=2)
+    assert not (tmp_path / 'out').exists() or not list((tmp_path / 'out').glob('*.onnx'))
 
 
 def test_missing_calibration_source_is_explained(tmp_path: Path,

@@ -106,33 +106,25 @@ class Reference:
 
     def __init__(self, card: str, video: Path, threads: int) -> None:
         from ros_onnx_vision.inference.engine import InferenceEngine
-        from ros_onnx_vision.inference.preprocessing import preprocess
         from ros_onnx_vision.inference.session import threads_beside_other_work
         self.card, self.video = card, video
         # The node's thread count: 0 means its automatic choice, measured alike here.
         self.engine = InferenceEngine.from_card_file(
             ROOT / 'models' / card, intra_op_threads=threads or threads_beside_other_work())
         self.images = read_frames(video, 200)[::4]
-        self.tensors = []
-        for image in self.images:  # what the engine would feed, made once, outside the timing
-            if self.engine.card.digit is not None:
-                from ros_onnx_vision.inference.digit_finder import extract_digit
-                digit = extract_digit(image, self.engine.card.digit, 'BGR').image
-                if digit is not None:
-                    # copy: the pre-processing reuses its output buffer
-                    self.tensors.append(preprocess(digit, self.engine.card.input,
-                                                   'GRAY')[0].copy())
-            else:
-                self.tensors.append(preprocess(image, self.engine.card.input, 'BGR')[0].copy())
+        # What the engine would feed (extra inputs included), made once, outside the timing;
+        # a digit frame without a digit has nothing to run.
+        self.prepared = [frame for frame in (self.engine.prepare(image) for image in self.images)
+                         if frame.tensor is not None]
         self.capture = cv2.VideoCapture(str(video))
 
     def model_alone(self, frames: int) -> dict:
         """Session run alone, and the engine's whole per-frame work, back to back."""
-        engine, name = self.engine, self.engine.card.input.name
+        engine = self.engine
         run_ms, infer_ms = [], []
         for i in range(frames + 3):
             t0 = time.perf_counter()
-            engine.session.run(engine.output_names, {name: self.tensors[i % len(self.tensors)]})
+            engine.run(self.prepared[i % len(self.prepared)])
             t1 = time.perf_counter()
             engine.infer(self.images[i % len(self.images)])
             t2 = time.perf_counter()

@@ -89,6 +89,13 @@ def check_quantizable(card: ModelCard) -> None:
             'int8 quantisation here needs a float32 image input (a model that takes raw uint8 '
             'pixels, such as the SSD with its TF preprocessing and NMS inside the graph, is not '
             'supported)')
+    if card.extra_inputs:
+        names = ', '.join(extra.name for extra in card.extra_inputs)
+        raise OptimizationError(
+            f'model card {card.path}: the model takes inputs besides the image ({names}); '
+            'calibration, timing and the accuracy checks here feed the image input only, so '
+            'such a model (e.g. an RT-DETR / DEIM export with orig_target_sizes) is not '
+            'supported: quantise it with onnxruntime.quantization directly')
 
 
 def save_offline_optimized(model_path: Path, output: Path) -> None:
