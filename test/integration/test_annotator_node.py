@@ -144,3 +144,30 @@ def test_annotator_draws_raw_and_confirmed_results_on_their_own_frame(
     assert int(status['unmatched']) <= 1, status
     drawn_before = sum(t <= reported for t, _ in annotated)
     assert int(status['drawn']) >= drawn_before and int(status['errors']) == 0, status
+
+
+def test_annotator_subscribes_to_the_camera_only_while_someone_views(
+        ros_probe, node_env, tmp_path):
+    graph = pipeline('human_detection', annotate=True)
+
+    def image_subscribers() -> list[str]:
+        return sorted(info.node_name for info in
+                      ros_probe.node.get_subscriptions_info_by_topic('/image_raw'))
+
+    with GraphProcesses(graph.subset('annotator_node'), node_env, log_dir=tmp_path) as nodes:
+        up = ros_probe.spin_until(lambda: ros_probe.node.count_publishers('/image_annotated') > 0
+                                  or bool(nodes.exited()), NODE_START_S)
+        ros_probe.spin_for(1.0)
+        unwatched = image_subscribers()
+        ros_probe.subscribe(Image, 'image_annotated', 1)
+        watched = ros_probe.spin_until(lambda: image_subscribers() == ['annotator_node'], 10.0)
+        ros_probe.node.destroy_subscription(ros_probe.subscriptions.pop('image_annotated'))
+        left = ros_probe.spin_until(lambda: image_subscribers() == [], 15.0)
+        exited = nodes.exited()
+    logs = node_logs(tmp_path, 'annotator_node')
+    assert up and not exited, f'{exited}\n{logs}'
+    assert unwatched == [], unwatched  # no viewer: the camera's frames are not even received
+    assert watched, f'no image_raw subscription with a viewer\n{logs}'
+    assert left, f'still subscribed after the viewer left: {image_subscribers()}\n{logs}'
+    log = (tmp_path / 'annotator_node.log').read_text()
+    assert 'a viewer: subscribed to /image_raw' in log and 'no viewer: unsubscribed' in log, log

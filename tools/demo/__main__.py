@@ -162,11 +162,11 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
     # annotator_node draws image_annotated for a viewer (rviz, rqt_image_view) while the demo
     # runs; annotated.mp4 is drawn here, from the recorded frames and results.
     graph = pipeline(task, annotate=True)
-    # The camera holds its first frame until inference_node, annotator_node and this recorder
-    # listen.
+    # The camera holds its first frame until inference_node and this recorder listen
+    # (annotator_node subscribes to the camera only while a viewer watches image_annotated).
     parameters = {'camera_node': {'source': str(demo.video), 'loop': False,
                                   'end_action': 'exit', 'fps': demo.fps,
-                                  'wait_for_subscribers': 3}}
+                                  'wait_for_subscribers': 2}}
     # Start the other nodes first, the camera once they are up: no frame is lost to discovery
     # or model loading.
     downstream = GraphProcesses(
