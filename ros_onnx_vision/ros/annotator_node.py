@@ -7,7 +7,7 @@ the results of the same header stamp and frame_id (`annotation.pairing`: a bound
 images, a short wait for the confirmed result), so the boxes are drawn on the frame they were
 found on. Publishes `image_annotated` (sensor_msgs/Image bgr8) and `image_annotated/compressed`
 (JPEG) with the image's header. While nobody subscribes to either, the node does not even
-subscribe to the camera (receiving 640x480 frames at 15 Hz for nothing cost 6.5 % of a core):
+subscribe to the camera (receiving 640x480 frames at 15 Hz for nothing cost 4-6.5 % of a core):
 it subscribes when a viewer appears and unsubscribes IMAGE_LINGER_S after the last one left.
 Frames inference_node skipped have no result and are not drawn.
 
