@@ -275,7 +275,7 @@ class SmoothingParameters:
         0,
         'M: consecutive disagreeing or empty frames that release a confirmed result (0 = N // '
         '2 for labels, N for detection tracks, which are published at their predicted box for '
-        'the first N // 2 of them only)',
+        'the first max(1, N // 4) of them only)',
         low=0, high=100_000)
     min_score: float = parameter(
         0.0,

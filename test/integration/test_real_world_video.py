@@ -57,19 +57,21 @@ def check(runs: list[dict[str, Scores]], *, recall_ratio: float, precision_loss:
         assert confirmed.max_track_switches <= switches, figures
 
 
-# Measured (issue 20, docs/voting.md): confirmed recall 0.88-0.94 of raw, precision at most
-# 0.020 below raw (static camera), 0.026 (shaken); at most one id switch per person (two on the
-# shaken copy). The issue's target (precision >= raw, recall >= 0.95 raw) is not reached
+# Measured (issue 20, docs/voting.md; coast max(1, N // 4)): confirmed recall 0.88-0.94 of raw,
+# precision at most 0.011 below raw (static camera), 0.015 (shaken), above raw at 25-30 Hz with
+# 12-16 Hz processed on the static one; at most one id switch per person (two on the shaken
+# copy). The floors leave room for other CPUs' detections (0.020 / 0.026 below raw with the
+# coast of N // 2). The issue's target (precision >= raw, recall >= 0.95 raw) is not reached
 # everywhere: a person's first 0.5 s after (re)appearing is never confirmed.
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
 def test_confirmed_detections_on_the_dev_video(sequences, scenario):
     fps, truth, detections = sequences['tud']
-    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.021,
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.018,
           switches=1)
 
 
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
 def test_confirmed_detections_under_camera_shake(sequences, scenario):
     fps, truth, detections = sequences['shaky']
-    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.03,
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.024,
           switches=2)

@@ -405,12 +405,12 @@ def test_occlusion_shorter_than_m_keeps_id(hidden, same_id):
     frames += [[person(120 + hidden + i, 100, 50, 100)] for i in range(20)]
     outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
     during = outputs[20:20 + hidden]
-    if same_id:  # published at its prediction for G = 7 misses, then not until seen again
-        assert all([c.id for c in out] == ['1'] for out in outputs[14:27] + outputs[34:])
-        assert [out[0].misses for out in during[:7]] == list(range(1, 8))
+    if same_id:  # published at its prediction for G = 3 misses, then not until seen again
+        assert all([c.id for c in out] == ['1'] for out in outputs[14:23] + outputs[34:])
+        assert [out[0].misses for out in during[:3]] == list(range(1, 4))
         assert all(out[0].predicted and abs(out[0].box[0] - 120 - k) < 1
-                   for k, out in enumerate(during[:7]))
-        assert all(out == [] for out in during[7:])
+                   for k, out in enumerate(during[:3]))
+        assert all(out == [] for out in during[3:])
         assert [(t.id, t.misses, t.confirmed) for t in tracker.tracks] == [('1', 0, True)]
     else:
         assert all(out == [] for out in outputs[20 + hidden - 1:20 + hidden + 14])
@@ -520,7 +520,7 @@ def test_voter_random_sequences(runs, release_frames):
 # --- DetectionTracker on imperfect detections (issue 20) ----------------------------------
 
 def test_person_missed_in_single_frames_stays_confirmed_at_predicted_position():
-    tracker = DetectionTracker()  # 30 fps: N = 15, slack = 4, coast G = 7
+    tracker = DetectionTracker()  # 30 fps: N = 15, slack = 4, coast G = 3
     outputs = []
     for i, t in enumerate(stamps(30, 90)):
         dets = [] if i % 4 == 3 else [person(100 + 3 * i, 100, 50, 100)]  # missed 1 in 4
@@ -549,11 +549,11 @@ def test_first_frame_never_confirms_a_track_even_when_n_is_1():
 
 
 def test_stale_box_is_not_published_after_the_coast_gap():
-    tracker = DetectionTracker()  # 30 fps: G = 7, M = 15
+    tracker = DetectionTracker()  # 30 fps: G = max(1, N // 4) = 3, M = 15
     frames = [[person(100, 100, 50, 100)] for _ in range(20)] + [[]] * 20
     outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
-    assert [len(out) for out in outputs[20:]] == [1] * 7 + [0] * 13
-    assert all(out[0].box == (100, 100, 150, 200) for out in outputs[20:27])  # no motion
+    assert [len(out) for out in outputs[20:]] == [1] * 3 + [0] * 17
+    assert all(out[0].box == (100, 100, 150, 200) for out in outputs[20:23])  # no motion
     assert tracker.tracks == []  # deleted after M = 15 misses
 
 

@@ -499,7 +499,9 @@ def accuracy_lines(results: dict[str, Any], accuracy: list[dict[str, Any]]) -> l
              '`python -m tools.optimize` (see models/README.md). Precision-recall curves of '
              'every detector card on each labelled set (people in varied scenes too), with the '
              'shipped operating points: [people_accuracy.md](people_accuracy.md) '
-             '(`python -m tools.evaluate.people_report`).', '',
+             '(`python -m tools.evaluate.people_report`). Raw vs confirmed on labelled video '
+             '(recall, precision, count changes, id switches per camera and processed rate): '
+             '[voting.md](../voting.md#measured) (`python -m tools.evaluate.video score`).', '',
              '| card | near people R / P | far people R / P (TP FP FN) | digits held out | '
              'digit photos | session run ms (section 2) |', '|---|---|---|---|---|---|']
     for r in accuracy:
