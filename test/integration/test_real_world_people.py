@@ -78,3 +78,24 @@ def test_default_detector_in_varied_scenes_and_no_false_person(engine):
     assert free == {name: 0 for name in free}, 'a false person on a person-free image'
     assert evaluation.recall >= 0.33, f'recall {evaluation.recall:.3f}'
     assert evaluation.precision >= 0.90, f'precision {evaluation.precision:.3f}'
+
+
+@pytest.mark.skipif(not (PEOPLE_VARIED / 'labels.json').is_file(),
+                    reason=f'no development set at {PEOPLE_VARIED}')
+def test_rethresholded_figures_equal_a_run_at_that_threshold(engine):
+    labels = load_box_labels(PEOPLE_VARIED / 'labels.json')
+    direct = evaluate_engine(engine, labels, PEOPLE_VARIED)
+    collected = evaluate_engine(engine, labels, PEOPLE_VARIED, score_threshold=0.1)
+    assert collected.at(engine.card.score_threshold).to_dict() == direct.to_dict()
+    curve = collected.pr_curve([0.1, 0.3, engine.card.score_threshold, 0.7])
+    recalls = [row['recall'] for row in curve]
+    assert recalls == sorted(recalls, reverse=True) and recalls[0] > recalls[-1]
+
+
+def test_people_report_writes_the_table_and_a_plot_per_set(tmp_path, engine):
+    from tools.evaluate import people_report
+    assert people_report.main(['--output', str(tmp_path)]) == 0
+    page = (tmp_path / 'people_accuracy.md').read_text()
+    for key in ('project', 'pennfudan', 'varied'):
+        assert (tmp_path / f'pr_{key}.png').stat().st_size > 10_000, key
+        assert f'| {key} | {default_card()} | {engine.card.score_threshold} |' in page, key
