@@ -92,6 +92,8 @@ def test_rethresholded_figures_equal_a_run_at_that_threshold(engine):
     assert recalls == sorted(recalls, reverse=True) and recalls[0] > recalls[-1]
 
 
+@pytest.mark.skipif(not (PEOPLE_VARIED / 'labels.json').is_file(),
+                    reason=f'no development set at {PEOPLE_VARIED}')
 def test_people_report_writes_the_table_and_a_plot_per_set(tmp_path, engine):
     from tools.evaluate import people_report
     assert people_report.main(['--output', str(tmp_path)]) == 0
