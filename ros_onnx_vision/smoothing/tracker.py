@@ -183,8 +183,8 @@ class DetectionTracker(RateVoting):
     """Confirm detections seen in N of the last N + slack frames, by class-aware tracking.
 
     N = FPS x window_s, slack = ceil(N / 4), coast gap G = max(1, N // 4) (coast_frames when
-    given),
-    M = release_frames, else N; all in processed frames, so they follow the measured rate.
+    given), M = release_frames, else N; all in processed frames, so they follow the measured
+    rate.
     Each track predicts its box at the frame's stamp (its latest detection moved on at its
     velocity, an exponential average of the measured ones). Detections are associated with
     the predicted boxes by an optimal assignment (:func:`associate`: IoU >= min_iou or centre
@@ -216,8 +216,8 @@ class DetectionTracker(RateVoting):
             raise ValueError(f'max_distance must be >= 0 (0 = IoU only), got {max_distance!r}')
         if coast_frames is not None and (isinstance(coast_frames, bool) or
                                          not isinstance(coast_frames, int) or coast_frames < 0):
-            raise ValueError(f'coast_frames must be an integer >= 0 or None (= max(1, N // 4)), got '
-                             f'{coast_frames!r}')
+            raise ValueError('coast_frames must be an integer >= 0 or None (= max(1, N // 4)), '
+                             f'got {coast_frames!r}')
         self.coast_frames = coast_frames
         self.motion_compensation = bool(motion_compensation)
         self.smoothing = check_finite('smoothing', smoothing)
