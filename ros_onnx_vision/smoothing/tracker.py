@@ -87,9 +87,12 @@ class _TrackState:
         self.misses = 0
         self.seen.append(True)
 
-    def missed(self) -> None:
+    def missed(self, camera_shift: np.ndarray) -> None:
+        """Not matched on this frame; the camera moved its picture by camera_shift pixels
+        (x, y) since the last frame, so the unseen person's box moves with it."""
         self.misses += 1
         self.seen.append(False)
+        self.raw_box = self.raw_box + np.tile(camera_shift, 2)
 
     def snapshot(self, stamp: float, horizon_s: float) -> Track:
         box = self.box if not self.misses else self.predict(stamp, horizon_s)
@@ -287,12 +290,13 @@ class DetectionTracker(RateVoting):
         # Camera motion from the tracks seen on the previous frame only: a coasting track's
         # loose match (a person stepping out from behind another) is no measure of it.
         pairs = self._cascade(levels[:1], predicted, detections)
+        shift = np.zeros(2)
         if self.motion_compensation and pairs:
             shift = np.median([(np.asarray(detections[d].box) - predicted[t]).reshape(2, 2)
                                .mean(0) for t, d in pairs], axis=0)
             predicted = predicted + np.tile(shift, 2)
         pairs = self._cascade(levels, predicted, detections)
-        self._apply(stamp, detections, dict(pairs))
+        self._apply(stamp, detections, dict(pairs), shift)
         return self.confirmed
 
     def _cascade(self, levels: Sequence[Sequence[int]], predicted: np.ndarray,
@@ -317,14 +321,14 @@ class DetectionTracker(RateVoting):
         return [(rows[t], cols[d]) for t, d in pairs]
 
     def _apply(self, stamp: float, detections: Sequence[Detection],
-               matches: dict[int, int]) -> None:
+               matches: dict[int, int], camera_shift: np.ndarray) -> None:
         n, m, slack, coast = self.n, self.m, self.slack, self.coast
         kept = []
         for index, track in enumerate(self._tracks):
             if index in matches:
                 track.matched(detections[matches[index]], stamp, self.smoothing)
             else:
-                track.missed()
+                track.missed(camera_shift)
                 limit = m if track.ever_confirmed else (slack or 0) + 1
                 if limit is not None and track.misses >= limit:
                     continue

@@ -618,3 +618,17 @@ def test_person_stepping_out_from_behind_a_crossing_one_keeps_its_id():
     for out in outputs[23:]:
         boxes = {c.id: c.box for c in out}
         assert boxes['1'][2] - boxes['1'][0] == 60 and boxes['2'][2] - boxes['2'][0] == 45
+
+
+def test_coasted_box_moves_with_the_camera():
+    """A camera jolt moves every person in the picture: a missed person's predicted box moves
+    with the ones still seen (the median shift of their matches), not left where it was."""
+    tracker = DetectionTracker()  # 30 fps: G = 3
+    frames = [[person(100, 100, 50, 100), person(300, 100, 50, 100), person(500, 100, 50, 100)]
+              for _ in range(20)]
+    # A jolt of (20, 4) px; the second person missed.
+    frames += [[person(120, 104, 50, 100), person(520, 104, 50, 100)]]
+    outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
+    coasted = {c.id: c for c in outputs[-1]}['2']
+    assert coasted.predicted
+    assert coasted.box == pytest.approx((320, 104, 370, 204), abs=0.5)
