@@ -58,7 +58,7 @@ def check(runs: list[dict[str, Scores]], *, recall_ratio: float, precision_loss:
 
 
 # Measured (issue 20, docs/voting.md; coast max(1, N // 4)): confirmed recall 0.88-0.94 of raw,
-# precision at most 0.011 below raw (static camera), 0.015 (shaken), above raw at 25-30 Hz with
+# precision at most 0.011 below raw (static camera), 0.016 (shaken), above raw at 25-30 Hz with
 # 12-16 Hz processed on the static one; at most one id switch per person (two on the shaken
 # copy). The floors leave room for other CPUs' detections (0.020 / 0.026 below raw with the
 # coast of N // 2). The issue's target (precision >= raw, recall >= 0.95 raw) is not reached
