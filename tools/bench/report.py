@@ -326,7 +326,7 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
                   f'bgr8 frames at {results.get("transport_rate_hz", 30):g} Hz, '
                   f'{results.get("transport_seconds", "?")} s each; latency = receive time - '
                   'stamp set just before publishing, including the subscriber\'s conversion '
-                  'to a numpy array (`tools/bench/transport.py`).', '',
+                  'to a numpy array (`python -m tools.bench.transport`).', '',
                   '| frame | reliability | profile | received | p50 ms | p90 ms | max ms |',
                   '|---|---|---|---|---|---|---|']
         for r in transport:
@@ -341,7 +341,7 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
     if inference:
         lines += ['## 2. inference_node per stage', '',
                   'The node\'s own per-frame functions in one process on real frames '
-                  '(`tools/bench/inference.py`), mean ms.', '',
+                  '(`python -m tools.bench.inference`), mean ms.', '',
                   '| card | convert | pre-processing | session run | decoding | message | '
                   'publish | all but run / run |', '|---|---|---|---|---|---|---|---|']
         for r in inference:
@@ -358,10 +358,10 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
         lines += ['## 3. End to end, and 4. the single-process baseline', '',
                   'camera_node plays the task\'s video at each rate; inference_node and '
                   'smoothing_node run as launched; latency = camera stamp to the smoothed '
-                  'result received by a probe node (`tools/bench/pipeline.py`). Dropped = camera '
-                  'frames that inference_node skipped to stay on the newest frame. CPU in % of '
-                  'one core. Baseline: one process where OpenCV reads the same video, the same '
-                  'engine runs, and the result is drawn.', '']
+                  'result received by a probe node (`python -m tools.bench.pipeline`). Dropped = '
+                  'camera frames that inference_node skipped to stay on the newest frame. CPU in '
+                  '% of one core. Baseline: one process where OpenCV reads the same video, the '
+                  'same engine runs, and the result is drawn.', '']
         for task, data in tasks.items():
             alone, base = data['model_alone'], data['baseline']
             threads = data.get('intra_op_threads', 0)
