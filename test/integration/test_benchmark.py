@@ -8,6 +8,7 @@ figures are checked for consistency, not speed.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -216,3 +217,15 @@ def test_accounting_reconciles_the_three_counts_and_names_a_disagreement():
     probe.raw = probe.raw[:150]  # the probe lost a quarter of the results
     bad = accounting(probe, 100.0, 110.0)
     assert bad['checks'] == ['the probe saw 150 results, inference_node processed 200']
+
+
+def test_committed_report_is_the_rendering_of_its_results(tmp_path):
+    """docs/benchmark/report.md is what the renderer makes of docs/benchmark/results.json: an
+    edit to either alone (or to the renderer's text) shows here."""
+    shutil.copy(REPO / 'docs' / 'benchmark' / 'results.json', tmp_path / 'results.json')
+    done = subprocess.run([sys.executable, '-m', 'tools.bench', '--render',
+                           str(tmp_path / 'results.json')], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / 'report.md').read_text() == \
+        (REPO / 'docs' / 'benchmark' / 'report.md').read_text()
