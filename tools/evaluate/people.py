@@ -243,7 +243,7 @@ def evaluate_engine(engine: Any, labels: Mapping[str, Any] | None = None,
         raise ValueError(f'model card {card.path}: person evaluation needs a detection card '
                          f"with a 'person' label (task is {card.task!r})")
     labels = load_labels() if labels is None else labels
-    evaluation = Evaluation(card.name, card.score_threshold)
+    collected = Evaluation(card.name, card.score_threshold)
     for name, entry in labels.items():
         image = cv2.imread(str(Path(data_dir) / name))
         if image is None:
@@ -252,15 +252,14 @@ def evaluate_engine(engine: Any, labels: Mapping[str, Any] | None = None,
         frame = engine.prepare(image, 'BGR', card=card)
         result = engine.decode(frame, engine.run(frame))
         dets = [(d.score, tuple(d.box)) for d in result.detections if d.label == 'person']
-        recall_only = bool(entry.get('recall_only', False))
-        counts = match(dets, entry['persons'], recall_only=recall_only)
-        evaluation.total.add(counts)
         n_difficult = sum(bool(p['difficult']) for p in entry['persons'])
-        evaluation.images.append(ImageResult(name, len(entry['persons']) - n_difficult,
-                                             n_difficult, dets, counts,
-                                             len(result.detections) - len(dets),
-                                             tuple(entry['persons']), recall_only))
-    return evaluation
+        collected.images.append(ImageResult(name, len(entry['persons']) - n_difficult,
+                                            n_difficult, dets, Counts(),
+                                            len(result.detections) - len(dets),
+                                            tuple(entry['persons']),
+                                            bool(entry.get('recall_only', False))))
+    # One scoring path: the detections are already at the threshold, at() matches them.
+    return collected.at(card.score_threshold)
 
 
 def evaluate_card(card_path: str | Path, *, intra_op_threads: int = 0,
