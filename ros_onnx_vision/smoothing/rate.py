@@ -24,8 +24,13 @@ from ros_onnx_vision.results import Result
 # fps * window_s values this close below x.5 count as x.5: stamps quantised to nanoseconds or
 # to float64 near 1.7e9 s turn an exact 15 fps into 14.9999999 fps, which must still give 8.
 _HALF_TOLERANCE = 1e-3
-# Intervals further than this fraction from the median are gaps, drops or bursts.
-_INLIER_BAND = 0.5
+# Intervals shorter than this fraction of the median are bursts (a backlog flushed at once).
+_BURST_FRACTION = 0.5
+# Intervals longer than this many medians are stalls. Shorter ones count: a newest-frame
+# pipeline slower than its camera skips a camera frame as a matter of course, and
+# results arrive at that rate (a 10 Hz camera processed at 7 Hz alternates 0.1 and 0.2 s; gating
+# the 0.2 s out measured 10 fps, so N frames took 0.7 s instead of 0.5 s).
+_STALL_FACTOR = 2.5
 # A single interval this close below the voting window still spans it (stamp jitter: 2 fps
 # with tens of ms of jitter must still confirm on its second frame, as at exactly 2 fps).
 _SPAN_TOLERANCE = 0.1
@@ -74,10 +79,11 @@ class StampStatus(enum.Enum):
 class FrameRateEstimator:
     """Frame rate from header stamps (any clock, sim time included) over a sliding window.
 
-    Method: the median interval in the window picks the dominant spacing, then the fps is 1 /
-    mean of the intervals within +-50 % of it. The median gate throws out gaps, dropped frames
-    and bursts; averaging the inliers (consecutive intervals telescope to span / count) makes
-    the estimate far less sensitive to per-stamp jitter than the median alone. One interval
+    Method: the median interval in the window sets the scale, then the fps is 1 / mean of the
+    intervals from half the median to 2.5 medians. The gate throws out bursts and stalls but
+    keeps single skipped frames (an interval of two), so the fps is the rate results
+    really arrive at; averaging (consecutive intervals telescope to span / count) makes the
+    estimate far less sensitive to per-stamp jitter than the median alone. One interval
     (two frames) suffices for a first estimate. After a gap longer than the window the history
     holds only the new stamp: the last estimate is kept until the next interval arrives, which
     then gives the new rate at once; a gap shorter than the window is gated out.
@@ -138,7 +144,8 @@ class FrameRateEstimator:
         # Lower median: an actual interval, so the inlier set is never empty.
         median = float(np.partition(intervals, (len(intervals) - 1) // 2)[
             (len(intervals) - 1) // 2])
-        inliers = intervals[np.abs(intervals - median) <= _INLIER_BAND * median]
+        inliers = intervals[(intervals >= _BURST_FRACTION * median) &
+                            (intervals <= _STALL_FACTOR * median)]
         return 1.0 / float(inliers.mean())
 
 

@@ -30,6 +30,15 @@ _HIDDEN_COVER = 0.5
 # A largest x2 (y2) that recurs within this many pixels on this many frames is the border.
 _BORDER_TOLERANCE = 0.01
 _BORDER_FRAMES = 2
+# A released track is remembered for as many frames again as it took to release it, and is
+# published again (same id) once matched on this many consecutive frames: a person who stepped
+# out from behind another for a few frames, not a one-frame false positive in their place.
+_REGAIN_FRAMES = 2
+# A missed track is published at its predicted box only while its predictions have been landing
+# on its detections: a running mean (gain 0.5) of their IoU at least this. On a shaking camera
+# they do not, and a coasted box there was more often off the person than on.
+_COAST_PREDICTION_IOU = 0.8
+_PREDICTION_IOU_GAIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class _TrackState:
         self.misses = 0
         self.ever_confirmed = False
         self.published = False
+        self.regained = 0  # consecutive matches since it was re-found after being released
+        self.prediction_iou: float | None = None  # running mean IoU, prediction vs detection
 
     def predict(self, stamp: float, horizon_s: float) -> np.ndarray:
         """The latest detection moved on at the track's velocity (for at most horizon_s)."""
@@ -86,6 +97,17 @@ class _TrackState:
         self.hits += 1
         self.misses = 0
         self.seen.append(True)
+
+    def landed(self, prediction_iou: float) -> None:
+        """Matched with a detection overlapping its predicted box by prediction_iou."""
+        if self.prediction_iou is None:
+            self.prediction_iou = prediction_iou
+        else:
+            self.prediction_iou += _PREDICTION_IOU_GAIN * (prediction_iou - self.prediction_iou)
+
+    def released(self, m: int) -> bool:
+        """Confirmed once, then missed M times in a row and not yet regained."""
+        return self.ever_confirmed and (self.misses >= m or self.regained > 0)
 
     def missed(self, camera_shift: np.ndarray) -> None:
         """Not matched on this frame; the camera moved its picture by camera_shift pixels
@@ -199,9 +221,12 @@ class DetectionTracker(RateVoting):
     its last N + slack frames; it is dropped after more than slack consecutive misses. A
     confirmed track is published with this frame's detection box when matched (exponentially
     smoothed when smoothing > 0), with its predicted box for the first G consecutive misses,
-    then not at all; it keeps its id while unpublished and is published again at once when it
-    is matched before M consecutive misses, else deleted. Ids are increasing integers as
-    strings, never reused. A timeout without input or a clock restart deletes all.
+    then not at all; coasting needs the track's recent predictions to have landed on its
+    detections (running mean IoU >= 0.8). It keeps its id while unpublished and is published
+    again at once when it is matched before M consecutive misses. After M misses it is
+    released, and remembered for M more: matched on 2 consecutive frames in that time, it is
+    published again with its id, else deleted. Ids are increasing integers as strings, never
+    reused. A timeout without input or a clock restart deletes all.
     """
 
     def __init__(self, *, window_s: float = 0.5, release_frames: int | None = None,
@@ -280,12 +305,17 @@ class DetectionTracker(RateVoting):
         predicted = np.array([t.predict(stamp, horizon) for t in self._tracks],
                              dtype=float).reshape(-1, 4)
         # Matching cascade: confirmed tracks matched on the previous frame, then confirmed
-        # ones missed (coasting or unpublished), then tentative ones. Where two people cross
-        # and one is hidden, the track that followed the visible one keeps it and the hidden
-        # one's track takes the person re-appearing beside it, instead of an optimum over both
-        # that trades one close pair for two loose ones (an identity swap).
-        levels = [[i for i, t in enumerate(self._tracks) if t.ever_confirmed and not t.misses],
-                  [i for i, t in enumerate(self._tracks) if t.ever_confirmed and t.misses],
+        # ones missed (coasting or unpublished), then released ones, then tentative ones.
+        # Where two people cross and one is hidden, the track that followed the visible one
+        # keeps it and the hidden one's track takes the person re-appearing beside it, instead
+        # of an optimum over both that trades one close pair for two loose ones (an identity
+        # swap).
+        m = self.m or 1
+        levels = [[i for i, t in enumerate(self._tracks)
+                   if t.ever_confirmed and not t.misses and not t.released(m)],
+                  [i for i, t in enumerate(self._tracks)
+                   if t.ever_confirmed and t.misses and not t.released(m)],
+                  [i for i, t in enumerate(self._tracks) if t.released(m)],
                   [i for i, t in enumerate(self._tracks) if not t.ever_confirmed]]
         # Camera motion from the tracks seen on the previous frame only: a coasting track's
         # loose match (a person stepping out from behind another) is no measure of it.
@@ -296,6 +326,8 @@ class DetectionTracker(RateVoting):
                                .mean(0) for t, d in pairs], axis=0)
             predicted = predicted + np.tile(shift, 2)
         pairs = self._cascade(levels, predicted, detections)
+        for t, d in pairs:
+            self._tracks[t].landed(float(iou_matrix(predicted[t], detections[d].box)[0, 0]))
         self._apply(stamp, detections, dict(pairs), shift)
         return self.confirmed
 
@@ -325,11 +357,19 @@ class DetectionTracker(RateVoting):
         n, m, slack, coast = self.n, self.m, self.slack, self.coast
         kept = []
         for index, track in enumerate(self._tracks):
+            released = m is not None and track.released(m)
             if index in matches:
                 track.matched(detections[matches[index]], stamp, self.smoothing)
+                if released:  # published again (regained = 0) on its _REGAIN_FRAMES-th match
+                    track.regained += 1
+                    if track.regained >= _REGAIN_FRAMES:
+                        track.regained = 0
             else:
                 track.missed(camera_shift)
-                limit = m if track.ever_confirmed else (slack or 0) + 1
+                if track.regained and m is not None:  # the regain failed: released again
+                    track.regained, track.misses = 0, max(track.misses, m)
+                limit = None if m is None else 2 * m if track.ever_confirmed else \
+                    (slack or 0) + 1
                 if limit is not None and track.misses >= limit:
                     continue
             kept.append(track)
@@ -345,7 +385,8 @@ class DetectionTracker(RateVoting):
                         sum(track.seen) >= max(2, n):
                     track.ever_confirmed = True
             track.published = track.ever_confirmed and coast is not None and \
-                track.misses <= coast and not (track.misses and (
+                not track.regained and track.misses <= coast and not (track.misses and (
+                    (track.prediction_iou or 0.0) < _COAST_PREDICTION_IOU or
                     self._leaving(track, stamp) or self._hidden(track, stamp, detections)))
         self._tracks = kept
 

@@ -53,25 +53,29 @@ def check(runs: list[dict[str, Scores]], *, recall_ratio: float, precision_loss:
         figures = f'raw {raw.to_dict()}\nconfirmed {confirmed.to_dict()}'
         assert confirmed.recall >= recall_ratio * raw.recall, figures
         assert confirmed.precision >= raw.precision - precision_loss, figures
-        assert confirmed.count_changes < raw.count_changes, figures
+        assert confirmed.count_changes <= raw.count_changes, figures
         assert confirmed.max_track_switches <= switches, figures
+    # Fewer count changes over the seeds: one seed at 10 Hz ties, where raw jumps 4 -> 6 people
+    # in one frame and the two tracks are confirmed on successive frames (two changes).
+    assert sum(r['confirmed'].count_changes for r in runs) < \
+        sum(r['raw'].count_changes for r in runs)
 
 
-# Measured (issue 20, docs/voting.md; coast max(1, N // 4)): confirmed recall 0.88-0.94 of raw,
-# precision at most 0.011 below raw (static camera), 0.016 (shaken), above raw at 25-30 Hz with
-# 12-16 Hz processed on the static one; at most one id switch per person (two on the shaken
-# copy). The floors leave room for other CPUs' detections (0.020 / 0.026 below raw with the
-# coast of N // 2). The issue's target (precision >= raw, recall >= 0.95 raw) is not reached
-# everywhere: a person's first 0.5 s after (re)appearing is never confirmed.
+# Measured (issue 20, docs/voting.md): confirmed recall 0.930-0.951 of raw on the static camera,
+# 0.915-0.947 on the shaken copy; precision at most 0.005 below raw (10 Hz camera), above raw at
+# 25-30 Hz with 12-16 Hz processed on the static one; at most one id switch per person (two on
+# the shaken copy). The floors leave room for other CPUs' detections. The issue's target
+# (precision >= raw, recall >= 0.95 raw) is not reached everywhere: a person's first N frames
+# are never confirmed: with perfect identity that alone caps the ratio at 0.96 (docs/voting.md).
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
 def test_confirmed_detections_on_the_dev_video(sequences, scenario):
     fps, truth, detections = sequences['tud']
-    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.018,
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.91, precision_loss=0.01,
           switches=1)
 
 
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
 def test_confirmed_detections_under_camera_shake(sequences, scenario):
     fps, truth, detections = sequences['shaky']
-    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.87, precision_loss=0.024,
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.9, precision_loss=0.01,
           switches=2)
