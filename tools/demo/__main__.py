@@ -116,8 +116,11 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
     if not recorder.frames:
         raise RuntimeError('no camera frames were received')
     # Every frame the recorder saw or got a result for (a best-effort frame it missed still
-    # has its result); the video holds the frames it saw.
-    stamps = sorted(set(recorder.frames) | set(recorder.records))
+    # has its result); the video holds the frames it saw. An empty confirmed result for no
+    # frame is smoothing_node's release after its input stopped (stamped "now"), not a frame.
+    stamps = sorted(set(recorder.frames) | {
+        stamp for stamp, record in recorder.records.items()
+        if stamp in recorder.raw or record.confirmed})
     records: list[FrameRecord] = []
     writer = None
     last: FrameRecord | None = None
