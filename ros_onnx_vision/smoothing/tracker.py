@@ -35,10 +35,14 @@ _BORDER_FRAMES = 2
 # out from behind another for a few frames, not a one-frame false positive in their place.
 _REGAIN_FRAMES = 2
 # A missed track is published at its predicted box only while its predictions have been landing
-# on its detections: a running mean (gain 0.5) of their IoU at least this. On a shaking camera
-# they do not, and a coasted box there was more often off the person than on.
-_COAST_PREDICTION_IOU = 0.8
+# on its detections (a running mean, gain 0.5, of their IoU at least this) and the camera is
+# steady (a running mean, gain 0.3, of the frame's camera shift at most this many box widths).
+# On the shaken dev copy a coasted box was more often off the person than on; a stricter IoU
+# alone (0.8) also stopped bridging small people's jittering boxes on a steady camera.
+_COAST_PREDICTION_IOU = 0.5
 _PREDICTION_IOU_GAIN = 0.5
+_COAST_SHAKE = 0.1
+_SHAKE_GAIN = 0.3
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,8 @@ class DetectionTracker(RateVoting):
     confirmed track is published with this frame's detection box when matched (exponentially
     smoothed when smoothing > 0), with its predicted box for the first G consecutive misses,
     then not at all; coasting needs the track's recent predictions to have landed on its
-    detections (running mean IoU >= 0.8). It keeps its id while unpublished and is published
+    detections (running mean IoU >= 0.5) and a steady camera (running mean shift <= 0.1 box
+    widths). It keeps its id while unpublished and is published
     again at once when it is matched before M consecutive misses. After M misses it is
     released, and remembered for M more: matched on 2 consecutive frames in that time, it is
     published again with its id, else deleted. Ids are increasing integers as strings, never
@@ -255,6 +260,7 @@ class DetectionTracker(RateVoting):
         self.min_score = check_finite('min_score', min_score)
         self._tracks: list[_TrackState] = []
         self._next_id = 1
+        self._shake = 0.0  # running mean camera shift per frame, in box widths
         self._stamp = 0.0  # of the latest vote
         # Largest x2, y2 of any detection and on how many frames it recurred: the decoders
         # clip boxes to the picture, so a recurring maximum is its right or bottom border.
@@ -298,6 +304,7 @@ class DetectionTracker(RateVoting):
             return self.confirmed
         if release:
             self._tracks.clear()
+            self._shake = 0.0
         self._stamp = stamp
         detections = [d for d in detections if d.score >= self.min_score]
         self._update_extent(detections)
@@ -329,6 +336,13 @@ class DetectionTracker(RateVoting):
         for t, d in pairs:
             self._tracks[t].landed(float(iou_matrix(predicted[t], detections[d].box)[0, 0]))
         self._apply(stamp, detections, dict(pairs), shift)
+        if self.motion_compensation and len(self._tracks):
+            # After publishing: coasting follows how the camera has been moving, so one jolt
+            # of a steady camera is still bridged (the coasted box moves with it).
+            widths = [t.raw_box[2] - t.raw_box[0] for t in self._tracks if not t.misses]
+            if widths:
+                self._shake += _SHAKE_GAIN * (float(np.hypot(*shift)) / max(
+                    float(np.median(widths)), 1e-6) - self._shake)
         return self.confirmed
 
     def _cascade(self, levels: Sequence[Sequence[int]], predicted: np.ndarray,
@@ -387,6 +401,7 @@ class DetectionTracker(RateVoting):
             track.published = track.ever_confirmed and coast is not None and \
                 not track.regained and track.misses <= coast and not (track.misses and (
                     (track.prediction_iou or 0.0) < _COAST_PREDICTION_IOU or
+                    self._shake > _COAST_SHAKE or
                     self._leaving(track, stamp) or self._hidden(track, stamp, detections)))
         self._tracks = kept
 

@@ -449,6 +449,22 @@ def test_occlusion_keeps_the_id_for_twice_m(hidden, outcome):
         '2' if outcome == 'new id' else '1', 0, True)]
 
 
+@pytest.mark.parametrize('shake_px, coasted', [(0, True), (25, False)])
+def test_a_missed_person_is_coasted_only_on_a_steady_camera(shake_px, coasted):
+    # Three people; the camera moves the whole picture by +-shake_px each frame (boxes 50 px
+    # wide). Motion compensation keeps the predictions on them, but a coasted box on a
+    # shaking camera is a guess, so person 3's missed frame is not bridged there.
+    tracker = DetectionTracker()  # 30 fps -> N = 15, G = 3
+    frames = []
+    for i in range(21):
+        dx = shake_px * (i % 2)
+        frames.append([person(100 + 100 * k + dx, 100, 50, 100) for k in range(3)])
+    frames[20] = frames[20][:2]
+    outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
+    assert sorted(c.id for c in outputs[19]) == ['1', '2', '3']
+    assert sorted(c.id for c in outputs[20]) == (['1', '2', '3'] if coasted else ['1', '2'])
+
+
 def test_a_one_frame_false_positive_where_a_released_track_was_is_never_published():
     tracker = DetectionTracker()  # 30 fps -> N = M = 15
     frames = [[person(100, 100, 50, 100)] for _ in range(20)] + [[]] * 28
