@@ -43,6 +43,11 @@ _COAST_PREDICTION_IOU = 0.5
 _PREDICTION_IOU_GAIN = 0.5
 _COAST_SHAKE = 0.1
 _SHAKE_GAIN = 0.3
+# Camera shift proposals: each track's nearest detections, at most this many, within this many
+# box sizes; of them, the most offered few are scored.
+_SHIFT_PROPOSALS = 3
+_SHIFT_RANGE = 3.0
+_SHIFT_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,63 @@ def associate(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Boxes
     return [(t, d) for t, d in hungarian(-weight) if weight[t, d] > 0]
 
 
+def camera_shift(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Boxes,
+                 det_classes: Sequence[str]) -> np.ndarray:
+    """The picture's shift (x, y pixels) from the tracks' predicted boxes to this frame's
+    detections: the translation that lines up the most of them.
+
+    Each track proposes the shifts to its nearest same-class detections of similar size
+    (at most _SHIFT_PROPOSALS, within _SHIFT_RANGE box sizes); a proposal scores the sum over
+    tracks of their best IoU >= 0.5 once shifted, and the best one is refined to the median
+    offset of the pairs it lines up; of proposals about as good, the smallest wins (no shift
+    is always a proposal). A shaking camera moves every box alike, by up to a box width a
+    frame, further than per-track association survives (it pairs neighbours).
+    """
+    tracks = np.asarray(track_boxes, dtype=float).reshape(-1, 4)
+    dets = np.asarray(det_boxes, dtype=float).reshape(-1, 4)
+    if not len(tracks) or not len(dets):
+        return np.zeros(2)
+    same = np.asarray(track_classes, dtype=object)[:, None] == \
+        np.asarray(det_classes, dtype=object)[None, :]
+    size = np.clip(tracks[:, 2:] - tracks[:, :2], 1e-6, None)
+    det_size = np.clip(dets[:, 2:] - dets[:, :2], 1e-6, None)
+    ratio = np.maximum(det_size[None] / size[:, None], size[:, None] / det_size[None]).max(-1)
+    offsets = ((dets[None, :, :2] + dets[None, :, 2:]) -
+               (tracks[:, None, :2] + tracks[:, None, 2:])) / 2
+    distance = np.hypot(*(offsets / size[:, None, :]).transpose(2, 0, 1))
+    distance = np.where(same & (ratio <= _MAX_SIZE_RATIO) & (distance <= _SHIFT_RANGE),
+                        distance, np.inf)
+    nearest = np.argsort(distance, axis=1)[:, :_SHIFT_PROPOSALS]
+    rows = np.repeat(np.arange(len(tracks)), nearest.shape[1])
+    cols = nearest.ravel()
+    keep = np.isfinite(distance[rows, cols])
+    offered = offsets[rows[keep], cols[keep]]
+    # The camera's shift is proposed by most tracks at once: bin the proposals (cells of a
+    # quarter of the median box size) and score the _SHIFT_CANDIDATES most offered bins only,
+    # so a crowd costs a few IoU matrices, not one per proposal.
+    cell = np.median(size, axis=0) / 4
+    _, inverse, counts = np.unique(np.round(offered / cell), axis=0, return_inverse=True,
+                                      return_counts=True)
+    inverse = inverse.reshape(-1)
+    proposals = np.vstack([np.zeros((1, 2))] + [
+        np.median(offered[inverse == b], axis=0, keepdims=True)
+        for b in np.argsort(-counts, kind='stable')[:_SHIFT_CANDIDATES]])
+    # [proposal, track, detection] IoU of every shifted track with every detection.
+    shifted = tracks[None] + np.tile(proposals, 2)[:, None, :]
+    overlap = np.stack([iou_matrix(boxes, dets) for boxes in shifted])
+    overlap = np.where(same[None] & (overlap >= 0.5), overlap, 0.0)
+    scores = overlap.max(axis=2).sum(axis=1)
+    # The smallest shift of those lining up about as many tracks (within half a track): in a
+    # row of evenly spaced people with one missing, a shift by the spacing lines up as many.
+    near_best = np.flatnonzero(scores >= scores.max() - 0.5)
+    best = int(near_best[np.argmin(np.hypot(*proposals[near_best].T))])
+    if scores[best] <= 0:
+        return np.zeros(2)
+    lined_up = overlap[best]
+    pairs = [(t, d) for t, d in hungarian(-lined_up) if lined_up[t, d] > 0]
+    return np.median([offsets[t, d] for t, d in pairs], axis=0)
+
+
 class DetectionTracker(RateVoting):
     """Confirm detections seen in N of the last N + slack frames, by class-aware tracking.
 
@@ -218,9 +280,10 @@ class DetectionTracker(RateVoting):
     velocity, an exponential average of the measured ones). Detections are associated with
     the predicted boxes by an optimal assignment (:func:`associate`: IoU >= min_iou or centre
     within max_distance box sizes, classes never mixed) in a cascade: confirmed tracks matched
-    on the previous frame first, then the missed confirmed ones, then the tentative ones; with
-    motion compensation the median shift of the confirmed tracks' matches
-    (a moving camera) is applied to every prediction first. A new track is tentative; it is
+    on the previous frame first, then the missed confirmed ones, then the released ones, then
+    the tentative ones; with motion compensation the camera's shift (:func:`camera_shift` of
+    the tracks seen on the previous frame) is applied to every prediction first. A new track
+    is tentative; it is
     confirmed on a frame where it is matched and was matched in at least N (and at least 2) of
     its last N + slack frames; it is dropped after more than slack consecutive misses. A
     confirmed track is published with this frame's detection box when matched (exponentially
@@ -324,13 +387,14 @@ class DetectionTracker(RateVoting):
                    if t.ever_confirmed and t.misses and not t.released(m)],
                   [i for i, t in enumerate(self._tracks) if t.released(m)],
                   [i for i, t in enumerate(self._tracks) if not t.ever_confirmed]]
-        # Camera motion from the tracks seen on the previous frame only: a coasting track's
-        # loose match (a person stepping out from behind another) is no measure of it.
-        pairs = self._cascade(levels[:1], predicted, detections)
+        # Camera motion from the tracks seen on the previous frame (tentative ones too, so a
+        # shaking camera does not restart them before they are confirmed): a missed track's
+        # box is older, and no measure of it. The consensus outvotes a false positive.
         shift = np.zeros(2)
-        if self.motion_compensation and pairs:
-            shift = np.median([(np.asarray(detections[d].box) - predicted[t]).reshape(2, 2)
-                               .mean(0) for t, d in pairs], axis=0)
+        seen = [i for i, t in enumerate(self._tracks) if not t.misses]
+        if self.motion_compensation and seen and detections:
+            shift = camera_shift(predicted[seen], [self._tracks[i].label for i in seen],
+                                 [d.box for d in detections], [d.label for d in detections])
             predicted = predicted + np.tile(shift, 2)
         pairs = self._cascade(levels, predicted, detections)
         for t, d in pairs:

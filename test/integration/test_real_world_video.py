@@ -1,10 +1,10 @@
 """Confirmed vs raw detections on a labelled pedestrian video (../shared/data/people_video_dev).
 
 The default detector runs once on every frame of TUD-Stadtmitte (179 frames, 25 fps) and of
-a shaken copy (python -m tools.evaluate.video shake); the detections are replayed through
-DetectionTracker as cameras at 10, 25 and 30 Hz with a processed rate below the camera's
-(ros_onnx_vision.smoothing.evaluation), and raw vs confirmed are scored after the first
-0.5 s. Skipped where the development set is not beside the checkout (its licence forbids
+two shaken copies (python -m tools.evaluate.video shake, 20 and 40 px); the detections are
+replayed through DetectionTracker as cameras at 10, 25 and 30 Hz with a processed rate below
+the camera's (ros_onnx_vision.smoothing.evaluation), and raw vs confirmed are scored after
+the first 0.5 s. Skipped where the development set is not beside the checkout (its licence forbids
 copying it into the repository).
 """
 
@@ -39,8 +39,11 @@ def sequences(tmp_path_factory) -> dict[str, tuple]:
                              intra_op_threads=1)
     shaken = tmp_path_factory.mktemp('shaken')
     shake(TUD / 'labels.json', TUD / 'frames', shaken)
+    # A hand-held camera jumping up to a box width a frame (20 px mean, 41 px at most).
+    jumpy = tmp_path_factory.mktemp('jumpy')
+    shake(TUD / 'labels.json', TUD / 'frames', jumpy, seed=1, amplitude=40.0)
     out = {}
-    for name, folder in (('tud', TUD), ('shaky', shaken)):
+    for name, folder in (('tud', TUD), ('shaky', shaken), ('jumpy', jumpy)):
         fps, truth = load_video_labels(folder / 'labels.json')
         out[name] = (fps, truth, detect(engine, folder / 'frames', [f.name for f in truth]))
     return out
@@ -81,3 +84,13 @@ def test_confirmed_detections_under_camera_shake(sequences, scenario):
     fps, truth, detections = sequences['shaky']
     check(evaluate(truth, detections, fps, scenario), recall_ratio=0.9, precision_loss=0.01,
           switches=2, count_changes_each_run=False)
+
+
+# Measured (docs/voting.md): 0.924-0.948 of raw recall, precision within 0.001 of raw, at most
+# 3 id switches for one person; before the camera-shift consensus 0.851-0.946 and 6-11
+# switches for one person (neighbours' tracks swapped on every jump).
+@pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
+def test_confirmed_detections_when_the_camera_jumps_a_box_width(sequences, scenario):
+    fps, truth, detections = sequences['jumpy']
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.9, precision_loss=0.01,
+          switches=3, count_changes_each_run=False)

@@ -13,7 +13,8 @@ from ros_onnx_vision.geometry import iou_matrix
 from ros_onnx_vision.results import Detection
 from ros_onnx_vision.smoothing.label_voter import LabelVoter
 from ros_onnx_vision.smoothing.rate import confirmation_frames, FrameRateEstimator, StampStatus
-from ros_onnx_vision.smoothing.tracker import associate, DetectionTracker, hungarian
+from ros_onnx_vision.smoothing.tracker import (associate, camera_shift, DetectionTracker,
+                                               hungarian)
 
 NOMINAL = {10: 5, 15: 8, 30: 15, 60: 30}
 
@@ -652,7 +653,8 @@ def test_person_hidden_behind_another_is_not_published_and_keeps_its_id():
 @pytest.mark.parametrize('amplitude', [10, 20])
 def test_association_survives_camera_shake(amplitude):
     rng = random.Random(amplitude)
-    tracker, iou_only = DetectionTracker(), DetectionTracker(max_distance=0)
+    tracker = DetectionTracker()
+    iou_only = DetectionTracker(max_distance=0, motion_compensation=False)
     shaken, iou_ids = [], set()
     for i, t in enumerate(stamps(15, 60)):  # people 40 px wide, camera jumps up to 20 px
         dx, dy = rng.uniform(-amplitude, amplitude), rng.uniform(-amplitude, amplitude) * 0.6
@@ -663,7 +665,37 @@ def test_association_survives_camera_shake(amplitude):
     assert all([c.id for c in out] == ['1', '2'] for out in shaken[n - 1:])
     assert all(not c.predicted for out in shaken for c in out)
     if amplitude == 20:
-        assert iou_ids != {'1', '2'}  # IoU alone loses them and starts over
+        assert iou_ids != {'1', '2'}  # IoU alone, uncompensated, loses them and starts over
+
+
+@pytest.mark.parametrize('seed', [1, 2, 3])
+def test_ids_hold_in_a_row_of_people_when_the_camera_jumps_a_box_width(seed):
+    # Four people 40 px wide, 70 px apart: a jump of up to 40 px a frame puts each one's box
+    # nearer its neighbour's last box than its own. The whole picture moves alike, so the
+    # shift that lines up all four (camera_shift) is the camera's, and no id changes hands.
+    rng = random.Random(seed)
+    tracker = DetectionTracker()
+    outputs = []
+    for t in stamps(15, 60):
+        dx, dy = rng.uniform(-40, 40), rng.uniform(-15, 15)
+        outputs.append(tracker.update(t, [person(100 + 70 * k + dx, 100 + dy, 40, 100)
+                                          for k in range(4)]))
+    n = tracker.n
+    for out in outputs[n - 1:]:
+        assert [c.id for c in sorted(out, key=lambda c: c.box[0])] == ['1', '2', '3', '4']
+
+
+def test_camera_shift_is_the_translation_that_lines_up_most_tracks():
+    tracks = [(100, 100, 140, 200), (170, 100, 210, 200), (240, 100, 280, 200)]
+    moved = [(x1 + 38, y1 - 6, x2 + 38, y2 - 6) for x1, y1, x2, y2 in tracks]
+    labels = ['person'] * 3
+    assert camera_shift(tracks, labels, moved, labels) == pytest.approx((38, -6))
+    # One person missing from an evenly spaced row: a shift by the spacing (-70) lines up as
+    # many as the true one (0); the smaller wins.
+    assert camera_shift(tracks, labels, tracks[:2], labels[:2]) == pytest.approx((0, 0))
+    assert camera_shift(tracks, labels, [], []) == pytest.approx((0, 0))
+    # Other classes never line up with a person's track.
+    assert camera_shift(tracks, labels, moved, ['car'] * 3) == pytest.approx((0, 0))
 
 
 def test_person_stepping_out_from_behind_a_crossing_one_keeps_its_id():
