@@ -46,6 +46,11 @@ def test_human_detection_demo_on_a_short_clip(tmp_path, node_env):
     early = [r for r in records if r['stamp'] - first < 0.35]
     assert early and not any(r['confirmed'] for r in early), early
     assert result['summary']['latency_ms_p50'] > 0
+    # Every processed frame has inference_node's result too: the camera starts only once the
+    # recorder's result subscriptions are matched (before, the first second of a run could
+    # record "raw": [] for frames whose result had simply not reached it).
+    assert result['summary']['raw_missing'] == 0, result['summary']
+    assert all(r['raw'] is not None for r in records if r['latency_ms'] is not None)
 
 
 def test_digit_demo(tmp_path, node_env):

@@ -4,10 +4,11 @@
         [--output DIR] [--max-seconds S] [--input VIDEO]
 
 Starts camera_node on the input video (not looping, exiting at its end), inference_node,
-smoothing_node and annotator_node from the graph description, records every frame, raw result and smoothed result
-in this process, shows progress, and writes to the output folder: annotated.mp4 (confirmed
-boxes with track ids, or the confirmed digit), results.jsonl (every frame's raw and confirmed
-results), summary.png (raw vs confirmed over time, end-to-end latency, processing rate) and
+smoothing_node and annotator_node from the graph description, records every frame, raw
+result and smoothed result in this process, shows progress, and writes to the output folder:
+annotated.mp4 (confirmed boxes with track ids, or the confirmed digit), results.jsonl (every
+frame's raw and confirmed results; raw null where a processed frame's raw result never reached
+the recorder, counted as raw_missing and warned about), summary.png (raw vs confirmed over time, end-to-end latency, processing rate) and
 summary.json (the headline figures).
 """
 
@@ -88,9 +89,16 @@ class Recorder(RosProbe):
         self.node.create_subscription(
             Image, 'image_raw', self.on_image,
             QoSProfile(depth=30, reliability=qos_profile_sensor_data.reliability))
-        self.node.create_subscription(result_type, graph.result_topic, self.on_raw, reliable)
-        self.node.create_subscription(result_type, graph.smoothed_topic, self.on_smoothed,
-                                      reliable)
+        self.raw_subscription = self.node.create_subscription(
+            result_type, graph.result_topic, self.on_raw, reliable)
+        self.smoothed_subscription = self.node.create_subscription(
+            result_type, graph.smoothed_topic, self.on_smoothed, reliable)
+
+    def listening(self) -> bool:
+        """Both result subscriptions are matched with their publishers (discovery is per
+        topic: one may match a second after the other, and frames then lose their record)."""
+        return self.raw_subscription.get_publisher_count() > 0 and \
+            self.smoothed_subscription.get_publisher_count() > 0
 
     @staticmethod
     def stamp(msg) -> float:
@@ -106,8 +114,9 @@ class Recorder(RosProbe):
 
     def on_smoothed(self, msg) -> None:
         stamp = self.stamp(msg)
+        # raw is attached in finish(): inference_node's result may arrive after this one.
         self.records[stamp] = FrameRecord(
-            frame=0, stamp=stamp, raw=self.raw.get(stamp, []), confirmed=results_from_msg(msg),
+            frame=0, stamp=stamp, raw=None, confirmed=results_from_msg(msg),
             latency_ms=round((time.time() - stamp) * 1e3, 2))
 
 
@@ -132,6 +141,8 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
         if record is None:  # a frame the newest-frame policy skipped: keep it, unprocessed
             record = FrameRecord(frame=index, stamp=stamp)
         record.frame, record.truth = index, demo.truth(index)
+        if record.latency_ms is not None:
+            record.raw = recorder.raw.get(stamp)  # None: never received (see summary)
         records.append(record)
         if record.latency_ms is not None:
             last = record
@@ -181,7 +192,7 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
         downstream.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not downstream.exited() and \
-                recorder.node.count_publishers(graph.smoothed_topic) == 0:
+                not recorder.listening():
             recorder.spin_for(0.2)
         recorder.spin_for(1.0)
         if downstream.exited():
@@ -208,6 +219,10 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
     figures = finish(recorder, demo, task, output)
     recorder.close()
     print('[demo] ' + ', '.join(f'{k}={v}' for k, v in figures.items()), flush=True)
+    if figures['raw_missing']:
+        print(f"[demo] warning: inference_node's result for {figures['raw_missing']} processed "
+              'frames never reached the recorder (raw: null in results.jsonl; those frames are '
+              'left out of raw_changes and of tools.evaluate.video score)', file=sys.stderr)
     print(f'[demo] wrote {output}/annotated.mp4, results.jsonl, summary.png, summary.json',
           flush=True)
     return 0

@@ -20,7 +20,9 @@ class FrameRecord:
 
     frame: int
     stamp: float
-    raw: list[Result] = field(default_factory=list)  # inference_node results
+    # inference_node results; None: the frame was processed but its result never reached
+    # the recorder (not "nothing found")
+    raw: list[Result] | None = field(default_factory=list)
     confirmed: list[Result] = field(default_factory=list)  # smoothing_node output
     latency_ms: float | None = None  # camera stamp -> smoothed result received
     truth: int | None = None  # digits: the digit shown
@@ -30,7 +32,9 @@ def draw_frame(image: np.ndarray, record: FrameRecord | None, task: Task) -> np.
     """The frame with the latest confirmed results (bold) over its raw results (thin)."""
     if record is None:
         return draw_confirmed(image, [], None, task, 'not processed yet')
-    return draw_confirmed(image, record.raw, record.confirmed, task, f'frame {record.frame}')
+    return draw_confirmed(image, record.raw or [], record.confirmed, task,
+                          f'frame {record.frame}' + ('' if record.raw is not None
+                                                     else ' (raw not received)'))
 
 
 def result_dict(result: Result) -> dict[str, Any]:
@@ -45,7 +49,7 @@ def write_jsonl(path: Path, records: Sequence[FrameRecord]) -> None:
     with path.open('w') as out:
         for record in records:
             line = asdict(record)
-            line['raw'] = [result_dict(r) for r in record.raw]
+            line['raw'] = None if record.raw is None else [result_dict(r) for r in record.raw]
             line['confirmed'] = [result_dict(r) for r in record.confirmed]
             out.write(json.dumps(line) + '\n')
 
@@ -59,12 +63,14 @@ def summary(records: Sequence[FrameRecord], task: Task, camera_fps: float) -> di
     done = [r for r in records if r.latency_ms is not None]
     latency = np.array([r.latency_ms for r in done]) if done else np.zeros(1)
     span = (done[-1].stamp - done[0].stamp) if len(done) > 1 else 0.0
+    # Flicker on the frames with both results, so that the two counts compare.
+    both = [r for r in done if r.raw is not None]
     if task is Task.DETECTION:
-        raw_series = [len(r.raw) for r in done]
-        confirmed_series = [len(r.confirmed) for r in done]
+        raw_series = [len(r.raw) for r in both]
+        confirmed_series = [len(r.confirmed) for r in both]
     else:
-        raw_series = [r.raw[0].label if r.raw else None for r in done]
-        confirmed_series = [r.confirmed[0].label if r.confirmed else None for r in done]
+        raw_series = [r.raw[0].label if r.raw else None for r in both]
+        confirmed_series = [r.confirmed[0].label if r.confirmed else None for r in both]
     out = {
         'frames': len(records), 'results': len(done),
         'processed_rate_hz': round((len(done) - 1) / span, 2) if span > 0 else 0.0,
@@ -73,6 +79,7 @@ def summary(records: Sequence[FrameRecord], task: Task, camera_fps: float) -> di
         'latency_ms_p90': round(float(np.percentile(latency, 90)), 1),
         'latency_ms_p99': round(float(np.percentile(latency, 99)), 1),
         'raw_changes': _changes(raw_series), 'confirmed_changes': _changes(confirmed_series),
+        'raw_missing': len(done) - len(both),
     }
     if task is Task.CLASSIFICATION:
         out.update(_digit_scores(done))
@@ -119,7 +126,8 @@ def summary_figure(path: Path, records: Sequence[FrameRecord], task: Task,
                              gridspec_kw={'height_ratios': [2, 1, 1]})
     ax = axes[0]
     if task is Task.DETECTION:
-        ax.plot(t, [len(r.raw) for r in done], color='0.6', lw=1, label='raw (inference_node)')
+        ax.plot(t, [np.nan if r.raw is None else len(r.raw) for r in done], color='0.6', lw=1,
+                label='raw (inference_node)')
         ax.step(t, [len(r.confirmed) for r in done], where='post', color='tab:green', lw=2,
                 label='confirmed (smoothing_node)')
         ax.set_ylabel('persons in frame')
