@@ -8,8 +8,8 @@ smoothing_node and annotator_node from the graph description, records every fram
 result and smoothed result in this process, shows progress, and writes to the output folder:
 annotated.mp4 (confirmed boxes with track ids, or the confirmed digit), results.jsonl (every
 frame's raw and confirmed results; raw null where a processed frame's raw result never reached
-the recorder, counted as raw_missing and warned about), summary.png (raw vs confirmed over time, end-to-end latency, processing rate) and
-summary.json (the headline figures).
+the recorder, counted as raw_missing and warned about), summary.png (raw vs confirmed over
+time, end-to-end latency, processing rate) and summary.json (the headline figures).
 """
 
 from __future__ import annotations
