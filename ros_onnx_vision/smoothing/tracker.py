@@ -249,7 +249,7 @@ def camera_shift(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Bo
     # so a crowd costs a few IoU matrices, not one per proposal.
     cell = np.median(size, axis=0) / 4
     _, inverse, counts = np.unique(np.round(offered / cell), axis=0, return_inverse=True,
-                                      return_counts=True)
+                                   return_counts=True)
     inverse = inverse.reshape(-1)
     proposals = np.vstack([np.zeros((1, 2))] + [
         np.median(offered[inverse == b], axis=0, keepdims=True)
