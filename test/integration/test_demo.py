@@ -50,7 +50,7 @@ def test_human_detection_demo_on_a_short_clip(tmp_path, node_env):
     # recorder's result subscriptions are matched (before, the first second of a run could
     # record "raw": [] for frames whose result had simply not reached it).
     assert result['summary']['raw_missing'] == 0, result['summary']
-    assert all(r['raw'] is not None for r in records if r['latency_ms'] is not None)
+    assert all(r['raw_received'] for r in records if r['latency_ms'] is not None)
 
 
 def test_digit_demo(tmp_path, node_env):

@@ -7,9 +7,9 @@ Starts camera_node on the input video (not looping, exiting at its end), inferen
 smoothing_node and annotator_node from the graph description, records every frame, raw
 result and smoothed result in this process, shows progress, and writes to the output folder:
 annotated.mp4 (confirmed boxes with track ids, or the confirmed digit), results.jsonl (every
-frame's raw and confirmed results; raw null where a processed frame's raw result never reached
-the recorder, counted as raw_missing and warned about), summary.png (raw vs confirmed over
-time, end-to-end latency, processing rate) and summary.json (the headline figures).
+frame's raw and confirmed results; raw_received false where a processed frame's raw result
+never reached the recorder, counted as raw_missing and warned about), summary.png (raw vs
+confirmed over time, end-to-end latency, processing rate) and summary.json (the headline figures).
 """
 
 from __future__ import annotations
@@ -221,8 +221,9 @@ def run_demo(task: str, output: Path, max_seconds: float, given: str | None = No
     print('[demo] ' + ', '.join(f'{k}={v}' for k, v in figures.items()), flush=True)
     if figures['raw_missing']:
         print(f"[demo] warning: inference_node's result for {figures['raw_missing']} processed "
-              'frames never reached the recorder (raw: null in results.jsonl; those frames are '
-              'left out of raw_changes and of tools.evaluate.video score)', file=sys.stderr)
+              'frames never reached the recorder (raw_received: false in results.jsonl; those '
+              'frames are left out of raw_changes and of tools.evaluate.video score)',
+              file=sys.stderr)
     print(f'[demo] wrote {output}/annotated.mp4, results.jsonl, summary.png, summary.json',
           flush=True)
     return 0

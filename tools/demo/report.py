@@ -49,7 +49,10 @@ def write_jsonl(path: Path, records: Sequence[FrameRecord]) -> None:
     with path.open('w') as out:
         for record in records:
             line = asdict(record)
-            line['raw'] = None if record.raw is None else [result_dict(r) for r in record.raw]
+            # raw stays a list for readers; raw_received tells "nothing found" from "never
+            # arrived" (the demo warns about the latter).
+            line['raw'] = [result_dict(r) for r in record.raw or []]
+            line['raw_received'] = record.raw is not None
             line['confirmed'] = [result_dict(r) for r in record.confirmed]
             out.write(json.dumps(line) + '\n')
 

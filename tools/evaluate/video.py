@@ -70,13 +70,16 @@ def score_results(labels: Path, results: Path, skip_s: float = 0.5) -> dict[str,
               'numbers may not match', file=sys.stderr)
     scored = [r for r in done if r['stamp'] - done[0]['stamp'] >= skip_s
               and r['frame'] < len(truth)]
-    # raw null: processed, but inference_node's result never reached the recorder; both
-    # streams are scored on the same frames.
-    missing = sum(r.get('raw') is None for r in scored)
+    # raw_received false: processed, but inference_node's result never reached the recorder;
+    # both streams are scored on the same frames.
+    def received(record: dict) -> bool:
+        return record.get('raw') is not None and record.get('raw_received', True)
+
+    missing = sum(not received(r) for r in scored)
     if missing:
         print(f'warning: {results}: {missing} of {len(scored)} scored frames have no raw result '
-              '(raw: null); they are left out of both scores', file=sys.stderr)
-    scored = [r for r in scored if r.get('raw') is not None]
+              '(raw_received: false); they are left out of both scores', file=sys.stderr)
+    scored = [r for r in scored if received(r)]
     frames = [truth[r['frame']] for r in scored]
 
     def stream(key: str) -> list[list[Detection]]:
