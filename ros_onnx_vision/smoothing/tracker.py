@@ -180,6 +180,27 @@ def hungarian(cost: np.ndarray) -> list[tuple[int, int]]:
     return sorted((int(owner[j]) - 1, j - 1) for j in range(1, cols + 1) if owner[j])
 
 
+def _same_class(track_classes: Sequence[str], det_classes: Sequence[str]) -> np.ndarray:
+    """[track, detection]: whether the two have the same class."""
+    return np.asarray(track_classes, dtype=object)[:, None] == \
+        np.asarray(det_classes, dtype=object)[None, :]
+
+
+def _pair_geometry(tracks: np.ndarray,
+                   dets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[track, detection]: the centre offset in pixels ([..., (dx, dy)]), its length in track
+    box widths and heights (sqrt((dx / w)^2 + (dy / h)^2)), and the larger of the width and
+    height ratios (>= 1)."""
+    size = np.clip(tracks[:, 2:] - tracks[:, :2], 1e-6, None)
+    det_size = np.clip(dets[:, 2:] - dets[:, :2], 1e-6, None)
+    offsets = ((dets[None, :, :2] + dets[None, :, 2:]) -
+               (tracks[:, None, :2] + tracks[:, None, 2:])) / 2
+    relative = offsets / size[:, None, :]
+    distance = np.hypot(relative[..., 0], relative[..., 1])
+    ratio = np.maximum(det_size[None] / size[:, None], size[:, None] / det_size[None]).max(-1)
+    return offsets, distance, ratio
+
+
 def associate(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Boxes,
               det_classes: Sequence[str], min_iou: float,
               max_distance: float) -> list[tuple[int, int]]:
@@ -196,16 +217,9 @@ def associate(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Boxes
     if not len(tracks) or not len(dets):
         return []
     iou = iou_matrix(tracks, dets)
-    size = np.clip(tracks[:, 2:] - tracks[:, :2], 1e-6, None)
-    det_size = np.clip(dets[:, 2:] - dets[:, :2], 1e-6, None)
-    offset = ((dets[None, :, :2] + dets[None, :, 2:]) - (tracks[:, None, :2] + tracks[:, None, 2:])
-              ) / 2 / size[:, None, :]
-    distance = np.hypot(offset[..., 0], offset[..., 1])
-    ratio = np.maximum(det_size[None] / size[:, None], size[:, None] / det_size[None]).max(-1)
+    _, distance, ratio = _pair_geometry(tracks, dets)
     near = (distance <= max_distance) & (ratio <= _MAX_SIZE_RATIO) & (max_distance > 0)
-    same_class = np.asarray(track_classes, dtype=object)[:, None] == \
-        np.asarray(det_classes, dtype=object)[None, :]
-    allowed = same_class & ((iou >= min_iou) | near)
+    allowed = _same_class(track_classes, det_classes) & ((iou >= min_iou) | near)
     closeness = np.clip(1 - distance / max_distance, 0, None) if max_distance > 0 else 0.0
     # Allowed pairs weigh > 0, forbidden ones 0: the optimum over all pairs is the optimum
     # over allowed ones, and pairs it puts on forbidden cells are just "unmatched".
@@ -229,14 +243,8 @@ def camera_shift(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Bo
     dets = np.asarray(det_boxes, dtype=float).reshape(-1, 4)
     if not len(tracks) or not len(dets):
         return np.zeros(2)
-    same = np.asarray(track_classes, dtype=object)[:, None] == \
-        np.asarray(det_classes, dtype=object)[None, :]
-    size = np.clip(tracks[:, 2:] - tracks[:, :2], 1e-6, None)
-    det_size = np.clip(dets[:, 2:] - dets[:, :2], 1e-6, None)
-    ratio = np.maximum(det_size[None] / size[:, None], size[:, None] / det_size[None]).max(-1)
-    offsets = ((dets[None, :, :2] + dets[None, :, 2:]) -
-               (tracks[:, None, :2] + tracks[:, None, 2:])) / 2
-    distance = np.hypot(*(offsets / size[:, None, :]).transpose(2, 0, 1))
+    same = _same_class(track_classes, det_classes)
+    offsets, distance, ratio = _pair_geometry(tracks, dets)
     distance = np.where(same & (ratio <= _MAX_SIZE_RATIO) & (distance <= _SHIFT_RANGE),
                         distance, np.inf)
     nearest = np.argsort(distance, axis=1)[:, :_SHIFT_PROPOSALS]
@@ -247,7 +255,7 @@ def camera_shift(track_boxes: Boxes, track_classes: Sequence[str], det_boxes: Bo
     # The camera's shift is proposed by most tracks at once: bin the proposals (cells of a
     # quarter of the median box size) and score the _SHIFT_CANDIDATES most offered bins only,
     # so a crowd costs a few IoU matrices, not one per proposal.
-    cell = np.median(size, axis=0) / 4
+    cell = np.median(tracks[:, 2:] - tracks[:, :2], axis=0) / 4
     _, inverse, counts = np.unique(np.round(offered / cell), axis=0, return_inverse=True,
                                    return_counts=True)
     inverse = inverse.reshape(-1)

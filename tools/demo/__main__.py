@@ -143,9 +143,8 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
         record.frame, record.truth = index, demo.truth(index)
         if record.latency_ms is not None:
             record.raw = recorder.raw.get(stamp)  # None: never received (see summary)
-        records.append(record)
-        if record.latency_ms is not None:
             last = record
+        records.append(record)
         if stamp not in recorder.frames:
             continue
         image = cv2.imdecode(np.frombuffer(recorder.frames[stamp], np.uint8), cv2.IMREAD_COLOR)

@@ -72,14 +72,12 @@ def score_results(labels: Path, results: Path, skip_s: float = 0.5) -> dict[str,
               and r['frame'] < len(truth)]
     # raw_received false: processed, but inference_node's result never reached the recorder;
     # both streams are scored on the same frames.
-    def received(record: dict) -> bool:
-        return record.get('raw') is not None and record.get('raw_received', True)
-
-    missing = sum(not received(r) for r in scored)
-    if missing:
-        print(f'warning: {results}: {missing} of {len(scored)} scored frames have no raw result '
-              '(raw_received: false); they are left out of both scores', file=sys.stderr)
-    scored = [r for r in scored if received(r)]
+    received = [r for r in scored if r.get('raw_received', True)]
+    if len(received) < len(scored):
+        print(f'warning: {results}: {len(scored) - len(received)} of {len(scored)} scored frames '
+              'have no raw result (raw_received: false); they are left out of both scores',
+              file=sys.stderr)
+    scored = received
     frames = [truth[r['frame']] for r in scored]
 
     def stream(key: str) -> list[list[Detection]]:
