@@ -10,7 +10,10 @@ copying it into the repository).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -20,7 +23,8 @@ from tools.evaluate.video import shake
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import load_model_card
 from ros_onnx_vision.results import Detection
-from ros_onnx_vision.smoothing.evaluation import evaluate, load_video_labels, SCENARIOS, Scores
+from ros_onnx_vision.smoothing.evaluation import evaluate, SCENARIOS, Scores
+from ros_onnx_vision.smoothing.labelled_video import load_video_labels
 
 TUD = REPO.parent / 'shared' / 'data' / 'people_video_dev' / 'tud_stadtmitte'
 
@@ -94,3 +98,47 @@ def test_confirmed_detections_when_the_camera_jumps_a_box_width(sequences, scena
     fps, truth, detections = sequences['jumpy']
     check(evaluate(truth, detections, fps, scenario), recall_ratio=0.9, precision_loss=0.01,
           switches=3, count_changes_each_run=False)
+
+
+def motchallenge_copy(root: Path) -> Path:
+    """TUD-Stadtmitte laid out as MOTChallenge ships it: img1/, seqinfo.ini, gt/gt.txt (MOT15
+    rows, 1-based), written from the dev set's labels (frames linked, not copied)."""
+    data = json.loads((TUD / 'labels.json').read_text())
+    names = sorted(data['frames'])
+    (root / 'gt').mkdir(parents=True)
+    (root / 'img1').symlink_to(TUD / 'frames', target_is_directory=True)
+    (root / 'seqinfo.ini').write_text(
+        f'[Sequence]\nname=TUD-Stadtmitte\nimDir=img1\nframeRate={data["fps"]}\n'
+        f'seqLength={len(names)}\nimWidth=640\nimHeight=480\nimExt=.jpg\n')
+    rows = [f'{i},{p[4]},{p[0] + 1:g},{p[1] + 1:g},{p[2] - p[0]:.1f},{p[3] - p[1]:.1f},1,-1,-1,-1'
+            for i, name in enumerate(names, 1) for p in data['frames'][name]['persons']]
+    (root / 'gt' / 'gt.txt').write_text('\n'.join(rows) + '\n')
+    return root
+
+
+# The issue's own measurement, as a user makes it: the demo (the four nodes over DDS) on a
+# MOTChallenge sequence folder at its seqinfo.ini rate, scored against its gt.txt. Measured
+# 2026-12-06: raw R / P 0.764 / 0.994, confirmed 0.724 / 0.995 (0.948 of raw) at 25 Hz; the
+# replays above give 0.930-0.953 at any rate. The floors leave room for a slower CPU's rate.
+def test_demo_on_a_motchallenge_sequence_scored_against_its_gt(tmp_path, node_env):
+    seq = motchallenge_copy(tmp_path / 'TUD-Stadtmitte')
+    out = tmp_path / 'demo'
+    demo = subprocess.run([sys.executable, '-m', 'tools.demo', '--input', str(seq / 'img1'),
+                           '--output', str(out)], env=node_env, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert f'179 frames at 25 fps from {seq / "seqinfo.ini"}' in demo.stdout, demo.stdout[:2000]
+    assert json.loads((out / 'summary.json').read_text())['raw_missing'] == 0
+    figures = tmp_path / 'figures.json'
+    score = subprocess.run([sys.executable, '-m', 'tools.evaluate.video', 'score', '--labels',
+                            str(seq), '--results', str(out / 'results.jsonl'), '--json',
+                            str(figures)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert score.returncode == 0, score.stdout + score.stderr
+    result = json.loads(figures.read_text())
+    raw, confirmed = result['raw'], result['confirmed']
+    assert raw['frames'] >= 60, result  # at least 10 Hz processed of the 25 Hz camera
+    assert raw['recall'] >= 0.65 and raw['precision'] >= 0.95, result
+    assert confirmed['recall'] >= 0.9 * raw['recall'], result
+    assert confirmed['precision'] >= raw['precision'] - 0.01, result
+    assert confirmed['max_track_switches'] <= 2, result
+    assert confirmed['count_changes'] < raw['count_changes'], result

@@ -1,7 +1,7 @@
 """The main job: the real pipeline (four node processes over DDS) on an embedded input.
 
     python -m tools.demo [--task human_detection|digit_classification]
-        [--output DIR] [--max-seconds S] [--input VIDEO]
+        [--output DIR] [--max-seconds S] [--input VIDEO|IMAGE_FOLDER] [--fps F]
 
 Starts camera_node on the input video (not looping, exiting at its end), inference_node,
 smoothing_node and annotator_node from the graph description, records every frame, raw
@@ -15,6 +15,7 @@ confirmed over time, end-to-end latency, processing rate) and summary.json (the 
 from __future__ import annotations
 
 import argparse
+import configparser
 from dataclasses import dataclass
 import json
 import os
@@ -27,6 +28,7 @@ import numpy as np
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from ros_onnx_vision.camera.frame_sources import IMAGE_EXTENSIONS
 from tools.demo import inputs as demo_inputs
 from tools.demo.report import draw_frame, FrameRecord, summary, summary_figure, write_jsonl
 from ros_onnx_vision.ros.graph import pipeline, TASKS
@@ -52,7 +54,29 @@ class DemoInput:
         return None
 
 
-def prepare_input(task: str, output: Path, given: str | None) -> DemoInput:
+def folder_input(folder: Path, fps: float | None) -> DemoInput:
+    """A folder of frames (a MOTChallenge img1/, an OTB img/) played in name order, at fps,
+    else the frameRate of a MOTChallenge seqinfo.ini beside it, else 30 (said so)."""
+    count = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not count:
+        raise SystemExit(f'[demo] {folder} holds no image files '
+                         f'({", ".join(sorted(IMAGE_EXTENSIONS))})')
+    info = configparser.ConfigParser()
+    info.read(folder.parent / 'seqinfo.ini')
+    if not fps and info.has_option('Sequence', 'frameRate'):
+        fps = info.getfloat('Sequence', 'frameRate')
+        origin = f'{fps:g} fps from {folder.parent / "seqinfo.ini"}'
+    elif fps:
+        origin = f'{fps:g} fps (--fps)'
+    else:
+        fps, origin = 30.0, '30 fps: no --fps given and no seqinfo.ini beside it'
+    return DemoInput(folder, fps, f'{folder} ({count} frames at {origin})')
+
+
+def prepare_input(task: str, output: Path, given: str | None,
+                  fps: float | None = None) -> DemoInput:
+    if given and Path(given).is_dir():
+        return folder_input(Path(given), fps)
     if given:
         video = Path(given)
     elif task == 'human_detection':
@@ -67,7 +91,7 @@ def prepare_input(task: str, output: Path, given: str | None) -> DemoInput:
         return DemoInput(video, 15.0, f'{len(segments) // 2} held-out MNIST digits on paper',
                          segments)
     capture = cv2.VideoCapture(str(video))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    fps = fps or capture.get(cv2.CAP_PROP_FPS) or 30.0
     frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     capture.release()
     return DemoInput(video, fps, f'{video.name} ({frames} frames at {fps:g} fps)')
@@ -163,11 +187,12 @@ def finish(recorder: Recorder, demo: DemoInput, task: str, output: Path) -> dict
     return figures
 
 
-def run_demo(task: str, output: Path, max_seconds: float, given: str | None = None) -> int:
+def run_demo(task: str, output: Path, max_seconds: float, given: str | None = None,
+             fps: float | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     host_only_participant()
     keep_image_buffers()  # the recorder receives every frame
-    demo = prepare_input(task, output, given)
+    demo = prepare_input(task, output, given, fps)
     print(f'[demo] {task}: {demo.description} -> {output}/', flush=True)
     domain = int(os.environ.get('ROS_DOMAIN_ID', 0)) or 1 + os.getpid() % 100
     env = node_environment(domain)
@@ -251,11 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--output', type=Path, help='default: output/<task>')
     parser.add_argument('--max-seconds', type=float, default=600.0,
                         help='stop after this many seconds of camera time (default 600)')
-    parser.add_argument('--input', help='use this video instead of the embedded input')
+    parser.add_argument('--input', help='use this video, or folder of frames (played in name '
+                        'order), instead of the embedded input')
+    parser.add_argument('--fps', type=float, help="the input's frame rate (default: the "
+                        "video's; for a folder, its MOTChallenge seqinfo.ini's, else 30)")
     args = parser.parse_args(argv)
+    if args.fps is not None and not args.fps > 0:
+        parser.error(f'--fps must be > 0, got {args.fps}')
     try:
         return run_demo(args.task, args.output or Path('output') / args.task, args.max_seconds,
-                        args.input)
+                        args.input, args.fps)
     except KeyboardInterrupt:  # a second Ctrl-C while the outputs are written: no traceback
         print('[demo] interrupted again: outputs may be incomplete', file=sys.stderr)
         return 130

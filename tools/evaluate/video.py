@@ -1,7 +1,7 @@
 """Raw vs confirmed detections on labelled video: recall, precision, count changes, id switches.
 
-    python -m tools.evaluate.video score --labels labels.json --infer raw.jsonl [--json OUT]
-    python -m tools.evaluate.video score --labels labels.json --results DEMO_DIR/results.jsonl
+    python -m tools.evaluate.video score --labels LABELS --infer raw.jsonl [--json OUT]
+    python -m tools.evaluate.video score --labels LABELS --results DEMO_DIR/results.jsonl
     python -m tools.evaluate.video shake --labels labels.json --frames DIR --output DIR [--seed S]
 
 `score --infer` replays the detections of `python -m ros_onnx_vision infer FRAMES...` (one JSON
@@ -11,6 +11,8 @@ line per frame, in frame order) through DetectionTracker at several camera and p
 raw and confirmed per frame) on the frames that got a result. Both skip the first 0.5 s.
 `shake` writes a hand-held-camera variant of a labelled sequence: each frame translated by a
 random offset (a slow drift plus per-frame jitter), the labels moved alike.
+LABELS: a labels.json, a MOTChallenge sequence folder or gt/gt.txt (rate from seqinfo.ini), or
+an OTB groundtruth_rect.txt (give --fps); see ros_onnx_vision.smoothing.labelled_video.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import cv2
 import numpy as np
 
 from ros_onnx_vision.results import Detection
-from ros_onnx_vision.smoothing.evaluation import (evaluate, load_infer_jsonl, load_video_labels,
-                                                  SCENARIOS, score_frames, Scores, summarise)
+from ros_onnx_vision.smoothing.evaluation import (evaluate, load_infer_jsonl, SCENARIOS,
+                                                  score_frames, Scores, summarise)
+from ros_onnx_vision.smoothing.labelled_video import load_video_labels
 
 
 def _span(pair: tuple[float, float]) -> str:
@@ -33,9 +36,10 @@ def _span(pair: tuple[float, float]) -> str:
     return f'{low:.3f}' if round(low, 3) == round(high, 3) else f'{low:.3f}-{high:.3f}'
 
 
-def scenario_table(labels: Path, infer: Path) -> tuple[str, list[dict]]:
+def scenario_table(labels: Path, infer: Path,
+                   fps: float | None = None) -> tuple[str, list[dict]]:
     """Markdown table of every scenario (worst-best over its seeds) and the raw figures."""
-    fps, truth = load_video_labels(labels)
+    fps, truth = load_video_labels(labels, fps)
     detections = load_infer_jsonl(infer)
     if len(detections) != len(truth):
         raise ValueError(f'{infer} has {len(detections)} frames, {labels} {len(truth)}')
@@ -48,8 +52,9 @@ def scenario_table(labels: Path, infer: Path) -> tuple[str, list[dict]]:
         raw, confirmed = summary['raw'], summary['confirmed']
         rows.append({'scenario': scenario.name, **summary})
         frames = _span(confirmed['frames']).replace('.000', '')
+        name = scenario.name.replace("at the video's rate", f'{fps:g} Hz')
         lines.append(
-            f'| {scenario.name} ({len(scenario.seeds)} seeds) | {frames} | '
+            f'| {name} ({len(scenario.seeds)} seeds) | {frames} | '
             f'{_span(raw["recall"])} / {_span(raw["precision"])} | '
             f'{_span(confirmed["recall"])} / {_span(confirmed["precision"])} | '
             f'{raw["count_changes"]} / {confirmed["count_changes"]} | '
@@ -58,9 +63,10 @@ def scenario_table(labels: Path, infer: Path) -> tuple[str, list[dict]]:
     return '\n'.join(lines), rows
 
 
-def score_results(labels: Path, results: Path, skip_s: float = 0.5) -> dict[str, Scores]:
+def score_results(labels: Path, results: Path, skip_s: float = 0.5,
+                  fps: float | None = None) -> dict[str, Scores]:
     """Raw and confirmed scores of a demo results.jsonl (frames numbered as in the video)."""
-    _, truth = load_video_labels(labels)
+    _, truth = load_video_labels(labels, fps or 1.0)  # the demo's stamps give the timing
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     done = [r for r in records if r.get('latency_ms') is not None]
     if not done:
@@ -123,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
     score = sub.add_parser('score', help='raw vs confirmed on a labelled sequence')
-    score.add_argument('--labels', type=Path, required=True)
+    score.add_argument('--labels', type=Path, required=True,
+                       help='labels.json, MOTChallenge sequence folder or gt.txt, OTB '
+                       'groundtruth_rect.txt')
+    score.add_argument('--fps', type=float,
+                       help="the video's frame rate (OTB files have none; default: the labels')")
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument('--infer', type=Path, help='JSON lines of `ros_onnx_vision infer`')
     source.add_argument('--results', type=Path, help="the demo's results.jsonl")
@@ -138,12 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'shake':
         shake(args.labels, args.frames, args.output, args.seed, args.amplitude)
         return 0
+    try:
+        if args.infer is not None:
+            table, rows = scenario_table(args.labels, args.infer, args.fps)
+        else:
+            scores = score_results(args.labels, args.results, fps=args.fps)
+    except (OSError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     if args.infer is not None:
-        table, rows = scenario_table(args.labels, args.infer)
         print(table)
         figures: object = rows
     else:
-        scores = score_results(args.labels, args.results)
         figures = {k: v.to_dict() for k, v in scores.items()}
         raw, confirmed = scores['raw'], scores['confirmed']
         print(f'scored frames {raw.frames}: raw R {raw.recall:.3f} P {raw.precision:.3f} '
