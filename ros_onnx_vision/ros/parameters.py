@@ -275,8 +275,8 @@ class SmoothingParameters:
         0,
         'M: consecutive disagreeing or empty frames that release a confirmed result (0 = N // '
         '2 for labels, N for detection tracks, which are published at their predicted box for '
-        'the first max(1, N // 4) of them only, and remembered for M more: matched on 2 '
-        'consecutive frames then, published again with their id)',
+        'the first max(1, N // 4) of them only, and remembered until 6 M misses: matched on '
+        '2 consecutive frames then, published again with their id)',
         low=0, high=100_000)
     min_score: float = parameter(
         0.0,

@@ -1,7 +1,8 @@
 """Confirmed vs raw detections on a labelled pedestrian video (../shared/data/people_video_dev).
 
-The default detector runs once on every frame of TUD-Stadtmitte (179 frames, 25 fps) and of
-two shaken copies (python -m tools.evaluate.video shake, 20 and 40 px); the detections are
+The default detector runs once on every frame of TUD-Stadtmitte (179 frames, 25 fps), of two
+shaken copies (python -m tools.evaluate.video shake, 20 and 40 px) and of a hand-held camera
+following one person (python -m tools.evaluate.video follow); the detections are
 replayed through DetectionTracker as cameras at 10, 25 and 30 Hz with a processed rate below
 the camera's (ros_onnx_vision.smoothing.evaluation), and raw vs confirmed are scored after
 the first 0.5 s. Skipped where the development set is not beside the checkout (its licence forbids
@@ -19,7 +20,7 @@ import cv2
 import pytest
 
 from conftest import REPO
-from tools.evaluate.video import shake
+from tools.evaluate.video import follow, shake
 from ros_onnx_vision.inference.engine import InferenceEngine
 from ros_onnx_vision.inference.model_card import load_model_card
 from ros_onnx_vision.results import Detection
@@ -46,8 +47,12 @@ def sequences(tmp_path_factory) -> dict[str, tuple]:
     # A hand-held camera jumping up to a box width a frame (20 px mean, 41 px at most).
     jumpy = tmp_path_factory.mktemp('jumpy')
     shake(TUD / 'labels.json', TUD / 'frames', jumpy, seed=1, amplitude=40.0)
+    # A hand-held camera zoomed 1.8x on person 6, panning after them and shaking (25 px).
+    following = tmp_path_factory.mktemp('follow')
+    follow(TUD / 'labels.json', TUD / 'frames', following, person=6, seed=1, amplitude=25.0)
     out = {}
-    for name, folder in (('tud', TUD), ('shaky', shaken), ('jumpy', jumpy)):
+    for name, folder in (('tud', TUD), ('shaky', shaken), ('jumpy', jumpy),
+                         ('follow', following)):
         fps, truth = load_video_labels(folder / 'labels.json')
         out[name] = (fps, truth, detect(engine, folder / 'frames', [f.name for f in truth]))
     return out
@@ -70,8 +75,8 @@ def check(runs: list[dict[str, Scores]], *, recall_ratio: float, precision_loss:
         sum(r['raw'].count_changes for r in runs)
 
 
-# Measured (issue 20, docs/voting.md): confirmed recall 0.930-0.953 of raw on the static camera,
-# 0.914-0.940 on the shaken copy; precision at most 0.005 below raw (10 Hz camera), above raw at
+# Measured (issue 20, docs/voting.md): confirmed recall 0.930-0.964 of raw on the static camera,
+# 0.914-0.942 on the shaken copy; precision at most 0.005 below raw (10 Hz camera), above raw at
 # 25-30 Hz with 12-16 Hz processed on both; at most one id switch per person (two on
 # the shaken copy). The floors leave room for other CPUs' detections. The issue's target
 # (precision >= raw, recall >= 0.95 raw) is not reached everywhere: a person's first N frames
@@ -90,7 +95,7 @@ def test_confirmed_detections_under_camera_shake(sequences, scenario):
           switches=2, count_changes_each_run=False)
 
 
-# Measured (docs/voting.md): 0.924-0.948 of raw recall, precision within 0.001 of raw, at most
+# Measured (docs/voting.md): 0.929-0.957 of raw recall, precision within 0.001 of raw, at most
 # 3 id switches for one person; before the camera-shift consensus 0.851-0.946 and 6-11
 # switches for one person (neighbours' tracks swapped on every jump).
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
@@ -98,6 +103,17 @@ def test_confirmed_detections_when_the_camera_jumps_a_box_width(sequences, scena
     fps, truth, detections = sequences['jumpy']
     check(evaluate(truth, detections, fps, scenario), recall_ratio=0.9, precision_loss=0.01,
           switches=3, count_changes_each_run=False)
+
+
+# Measured (docs/voting.md): 0.894-0.921 of raw recall, precision 0.009-0.025 above raw, at most
+# 2 id switches for one person. People walk in and out of the zoomed view and each entry costs
+# its N frames: with perfect identity the rule allows 0.90-0.91 here. Without motion
+# compensation precision falls below raw (-0.008) with 3 switches; IoU alone 0.722 / -0.059.
+@pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: s.name)
+def test_confirmed_detections_from_a_hand_held_camera_following_a_person(sequences, scenario):
+    fps, truth, detections = sequences['follow']
+    check(evaluate(truth, detections, fps, scenario), recall_ratio=0.85, precision_loss=0.0,
+          switches=2, count_changes_each_run=False)
 
 
 def motchallenge_copy(root: Path) -> Path:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from ros_onnx_vision.results import Detection
 from ros_onnx_vision.smoothing.evaluation import score_frames
 from ros_onnx_vision.smoothing.labelled_video import LabelledFrame, load_video_labels
-from tools.evaluate.video import main as video_main
+from tools.evaluate.video import follow, main as video_main
 
 # MOT17-style rows: frame, id, left, top, width, height, flag, class, visibility (1-based).
 MOT17_GT = """\
@@ -144,3 +146,28 @@ def test_score_cli_replays_detections_against_motchallenge_labels(tmp_path, caps
     infer.write_text(infer.read_text() * 2)
     assert video_main(['score', '--labels', str(seq), '--infer', str(infer)]) == 2
     assert 'has 8 frames' in capsys.readouterr().err
+
+
+def test_follow_moves_labels_with_the_picture(tmp_path):
+    # A bright "person" walking right on a dark 320x240 picture; the followed view's labels
+    # must lie on the person's pixels in the written frames (zoom, pan and shake alike).
+    frames, labels = tmp_path / 'in', {}
+    frames.mkdir()
+    for i in range(6):
+        image = np.zeros((240, 320, 3), np.uint8)
+        x = 100 + 8 * i
+        image[80:180, x:x + 40] = 255
+        cv2.imwrite(str(frames / f'{i:06d}.png'), image)
+        labels[f'{i:06d}.png'] = {'persons': [[x, 80, x + 40, 180, 3]], 'difficult': []}
+    (tmp_path / 'labels.json').write_text(json.dumps({'fps': 25, 'frames': labels}))
+    out = tmp_path / 'out'
+    follow(tmp_path / 'labels.json', frames, out, person=3, seed=2, amplitude=10.0)
+    fps, truth = load_video_labels(out / 'labels.json')
+    assert fps == 25 and len(truth) == 6
+    for frame in truth:
+        assert frame.ids == [3]
+        view = cv2.imread(str(out / 'frames' / frame.name), cv2.IMREAD_GRAYSCALE)
+        ys, xs = np.nonzero(view > 128)
+        bright = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        # Zoomed 1.8x: the 40x100 person is about 72x180 in the view.
+        assert np.allclose(frame.boxes[0], bright, atol=4), (frame.boxes[0], bright)

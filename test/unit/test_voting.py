@@ -427,11 +427,14 @@ def test_box_seen_in_one_frame_only_is_never_published():
 
 
 @pytest.mark.parametrize('hidden, outcome', [(14, 'at once'), (15, 'regained'),
-                                             (29, 'regained'), (30, 'new id')])
-def test_occlusion_keeps_the_id_for_twice_m(hidden, outcome):
-    tracker = DetectionTracker()  # 30 fps -> N = M = 15
+                                             (89, 'regained'), (90, 'new id')])
+def test_occlusion_keeps_the_id_for_six_m(hidden, outcome):
+    tracker = DetectionTracker()  # 30 fps -> N = M = 15: remembered until 6 M = 90 misses (3 s)
     frames = [[person(100 + i, 100, 50, 100)] for i in range(20)] + [[]] * hidden
-    frames += [[person(120 + hidden + i, 100, 50, 100)] for i in range(20)]
+    # Back where it was lost plus the walk of a short gap: a person who stood behind someone
+    # (a memory does not extrapolate seconds of walking).
+    back_x = 120 + min(hidden, 14)
+    frames += [[person(back_x + i, 100, 50, 100)] for i in range(20)]
     outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
     during, back = outputs[20:20 + hidden], outputs[20 + hidden:]
     assert all([c.id for c in out] == ['1'] for out in outputs[14:23])
@@ -444,7 +447,7 @@ def test_occlusion_keeps_the_id_for_twice_m(hidden, outcome):
         assert all([c.id for c in out] == ['1'] for out in back)
     elif outcome == 'regained':  # released after M misses; back on its 2nd match in a row
         assert back[0] == [] and all([c.id for c in out] == ['1'] for out in back[1:])
-    else:  # forgotten after 2M misses: a new person, confirmed after N frames
+    else:  # forgotten after 6 M misses: a new person, confirmed after N frames
         assert all(out == [] for out in back[:14]) and [c.id for c in back[14]] == ['2']
     assert [(t.id, t.misses, t.confirmed) for t in tracker.tracks] == [(
         '2' if outcome == 'new id' else '1', 0, True)]
@@ -619,11 +622,11 @@ def test_first_frame_never_confirms_a_track_even_when_n_is_1():
 
 def test_stale_box_is_not_published_after_the_coast_gap():
     tracker = DetectionTracker()  # 30 fps: G = max(1, N // 4) = 3, M = 15
-    frames = [[person(100, 100, 50, 100)] for _ in range(20)] + [[]] * 30
+    frames = [[person(100, 100, 50, 100)] for _ in range(20)] + [[]] * 90
     outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
-    assert [len(out) for out in outputs[20:]] == [1] * 3 + [0] * 27
+    assert [len(out) for out in outputs[20:]] == [1] * 3 + [0] * 87
     assert all(out[0].box == (100, 100, 150, 200) for out in outputs[20:23])  # no motion
-    assert tracker.tracks == []  # released after M = 15 misses, forgotten after 2M
+    assert tracker.tracks == []  # released after M = 15 misses, forgotten after 6 M
 
 
 def test_person_walking_out_of_the_picture_is_not_coasted():

@@ -3,6 +3,7 @@
     python -m tools.evaluate.video score --labels LABELS --infer raw.jsonl [--json OUT]
     python -m tools.evaluate.video score --labels LABELS --results DEMO_DIR/results.jsonl
     python -m tools.evaluate.video shake --labels labels.json --frames DIR --output DIR [--seed S]
+    python -m tools.evaluate.video follow --labels labels.json --frames DIR --output DIR --person P
 
 `score --infer` replays the detections of `python -m ros_onnx_vision infer FRAMES...` (one JSON
 line per frame, in frame order) through DetectionTracker at several camera and processed rates
@@ -10,7 +11,9 @@ line per frame, in frame order) through DetectionTracker at several camera and p
 `score --results` scores what the demo recorded (python -m tools.demo --input VIDEO, results.jsonl:
 raw and confirmed per frame) on the frames that got a result. Both skip the first 0.5 s.
 `shake` writes a hand-held-camera variant of a labelled sequence: each frame translated by a
-random offset (a slow drift plus per-frame jitter), the labels moved alike.
+random offset (a slow drift plus per-frame jitter), the labels moved alike. `follow` writes a
+hand-held camera that zooms in on one labelled person and pans after them, shaking and blurring
+(people walk in and out of its view).
 LABELS: a labels.json, a MOTChallenge sequence folder or gt/gt.txt (rate from seqinfo.ini), or
 an OTB groundtruth_rect.txt (give --fps); see ros_onnx_vision.smoothing.labelled_video.
 """
@@ -124,6 +127,58 @@ def shake(labels: Path, frames: Path, output: Path, seed: int = 0,
         {'note': note, 'fps': data['fps'], 'frames': shaken}))
 
 
+def follow(labels: Path, frames: Path, output: Path, person: int, seed: int = 0,
+           amplitude: float = 20.0, zoom: float = 1.8) -> None:
+    """Write a hand-held camera following one person: a window 1 / zoom of the frame that pans
+    after the person's centre (lagging, gain 0.25 a frame) with drift + jitter of up to about
+    +-amplitude px, scaled back to the frame's size, motion-blurred along the pan; the labels
+    moved alike, a person less than half in view left out (as `shake` does)."""
+    data = json.loads(labels.read_text())
+    rng = np.random.default_rng(seed)
+    (output / 'frames').mkdir(parents=True, exist_ok=True)
+    centre = None
+    drift = np.zeros(2)
+    previous = None
+    followed = {}
+    for name in sorted(data['frames']):
+        image = cv2.imread(str(frames / name))
+        height, width = image.shape[:2]
+        view_w, view_h = width / zoom, height / zoom
+        target = [((x1 + x2) / 2, (y1 + y2) / 2)
+                  for x1, y1, x2, y2, track in data['frames'][name]['persons'] if track == person]
+        if target:
+            centre = np.array(target[0]) if centre is None else \
+                centre + 0.25 * (np.array(target[0]) - centre)
+        if centre is None:  # not in view yet: hold the middle
+            centre = np.array([width / 2, height / 2])
+        drift = 0.8 * drift + rng.normal(0.0, 0.25 * amplitude, 2)
+        aim = centre + np.clip(drift + rng.uniform(-0.5, 0.5, 2) * amplitude,
+                               -1.5 * amplitude, 1.5 * amplitude) * (1.0, 0.6)
+        left = float(np.clip(aim[0] - view_w / 2, 0, width - view_w))
+        top = float(np.clip(aim[1] - view_h / 2, 0, height - view_h))
+        matrix = np.float32([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]])
+        view = cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+        if previous is not None:  # horizontal blur over half the pan of this frame
+            length = int(min(abs(left - previous) * zoom * 0.5, 15))
+            if length >= 3:
+                kernel = np.zeros((length, length), np.float32)
+                kernel[length // 2, :] = 1.0 / length
+                view = cv2.filter2D(view, -1, kernel)
+        previous = left
+        cv2.imwrite(str(output / 'frames' / name), view, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        persons = []
+        for x1, y1, x2, y2, track in data['frames'][name]['persons']:
+            box = (np.array([x1, y1, x2, y2]) - [left, top, left, top]) * zoom
+            inside = np.clip(box, 0, [width, height] * 2)
+            if np.prod(inside[2:] - inside[:2]) >= 0.5 * np.prod(box[2:] - box[:2]):
+                persons.append([round(float(v), 1) for v in inside] + [track])
+        followed[name] = {'persons': persons, 'difficult': []}
+    note = (f'{labels} seen by a hand-held camera following person {person} (python -m '
+            f'tools.evaluate.video follow, seed {seed}, {amplitude} px, zoom {zoom})')
+    (output / 'labels.json').write_text(json.dumps(
+        {'note': note, 'fps': data['fps'], 'frames': followed}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m tools.evaluate.video',
                                      description=__doc__.splitlines()[0])
@@ -144,9 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     shaker.add_argument('--output', type=Path, required=True)
     shaker.add_argument('--seed', type=int, default=0)
     shaker.add_argument('--amplitude', type=float, default=20.0)
+    follower = sub.add_parser('follow', help='make a hand-held camera following one person')
+    follower.add_argument('--labels', type=Path, required=True)
+    follower.add_argument('--frames', type=Path, required=True)
+    follower.add_argument('--output', type=Path, required=True)
+    follower.add_argument('--person', type=int, required=True, help='labelled id to follow')
+    follower.add_argument('--seed', type=int, default=0)
+    follower.add_argument('--amplitude', type=float, default=20.0)
+    follower.add_argument('--zoom', type=float, default=1.8)
     args = parser.parse_args(argv)
     if args.command == 'shake':
         shake(args.labels, args.frames, args.output, args.seed, args.amplitude)
+        return 0
+    if args.command == 'follow':
+        follow(args.labels, args.frames, args.output, args.person, args.seed, args.amplitude,
+               args.zoom)
         return 0
     try:
         if args.infer is not None:
