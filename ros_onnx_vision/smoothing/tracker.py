@@ -300,10 +300,11 @@ class DetectionTracker(RateVoting):
     its last N + slack frames; it is dropped after more than slack consecutive misses. A
     confirmed track is published with this frame's detection box when matched (exponentially
     smoothed when smoothing > 0), with its predicted box for the first G consecutive misses,
-    then not at all; coasting needs the track's recent predictions to have landed on its
-    detections (running mean IoU >= 0.5) and a steady camera (running mean shift <= 0.1 box
-    widths). It keeps its id while unpublished and is published
-    again at once when it is matched before M consecutive misses. After M misses it is
+    then not at all; coasting needs the track matched on at least max(2, N // 2) of its last
+    N + slack frames, its recent predictions to have landed on its detections (running mean
+    IoU >= 0.5) and a steady camera (running mean shift <= 0.1 box widths). It keeps its id
+    while unpublished and is published again at once when it is matched before M consecutive
+    misses. After M misses it is
     released, and remembered for 5 M more: matched on 2 consecutive frames in that time, it is
     published again with its id, else deleted. Ids are increasing integers as strings, never
     reused. A timeout without input or a clock restart deletes all.
@@ -474,8 +475,12 @@ class DetectionTracker(RateVoting):
                 if not track.ever_confirmed and not track.misses and \
                         sum(track.seen) >= max(2, n):
                     track.ever_confirmed = True
+            # Coasting also needs the track seen on half its recent window: one regained after
+            # seconds away (2 matches) has no motion to go on (on the dev video it coasted a
+            # person's sliver out of the picture for 3 frames).
             track.published = track.ever_confirmed and coast is not None and \
                 not track.regained and track.misses <= coast and not (track.misses and (
+                    sum(track.seen) < max(2, (n or 0) // 2) or
                     (track.prediction_iou or 0.0) < _COAST_PREDICTION_IOU or
                     self._shake > _COAST_SHAKE or
                     self._leaving(track, stamp) or self._hidden(track, stamp, detections)))

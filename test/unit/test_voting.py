@@ -453,6 +453,20 @@ def test_occlusion_keeps_the_id_for_six_m(hidden, outcome):
         '2' if outcome == 'new id' else '1', 0, True)]
 
 
+@pytest.mark.parametrize('hidden, coasted', [(0, True), (40, False)])
+def test_a_track_regained_after_seconds_away_is_not_coasted_at_once(hidden, coasted):
+    # Seen 20 frames, away `hidden` frames (released after M = 15, still remembered), seen 3
+    # frames (regained: published on the 2nd), then missed once: only a track seen on half
+    # its recent window is bridged at its prediction.
+    tracker = DetectionTracker()  # 30 fps -> N = M = 15, G = 3
+    frames = [[person(100, 100, 50, 100)] for _ in range(20)] + [[]] * hidden
+    frames += [[person(100, 100, 50, 100)] for _ in range(3)] + [[]]
+    outputs = [tracker.update(t, f) for t, f in zip(stamps(30, len(frames)), frames)]
+    assert [c.id for c in outputs[-2]] == ['1']
+    assert [c.id for c in outputs[-1]] == (['1'] if coasted else [])
+    assert [t.id for t in tracker.tracks] == ['1']  # remembered either way
+
+
 @pytest.mark.parametrize('shake_px, coasted', [(0, True), (25, False)])
 def test_a_missed_person_is_coasted_only_on_a_steady_camera(shake_px, coasted):
     # Three people; the camera moves the whole picture by +-shake_px each frame (boxes 50 px
