@@ -304,9 +304,8 @@ class DetectionTracker(RateVoting):
     N + slack frames, its recent predictions to have landed on its detections (running mean
     IoU >= 0.5) and a steady camera (running mean shift <= 0.1 box widths). It keeps its id
     while unpublished and is published again at once when it is matched before M consecutive
-    misses. After M misses it is
-    released, and remembered for 5 M more: matched on 2 consecutive frames in that time, it is
-    published again with its id, else deleted. Ids are increasing integers as strings, never
+    misses. After M misses it is released, and remembered for 5 M more: matched on 2
+    consecutive frames in that time, it is published again with its id, else deleted. Ids are increasing integers as strings, never
     reused. A timeout without input or a clock restart deletes all.
     """
 
