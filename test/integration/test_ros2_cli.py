@@ -222,6 +222,11 @@ def processes() -> Iterator[list[Started]]:
 CLI_TIMEOUT = 90.0
 # `ros2 topic echo --timeout 30`: its own wait for the message, after such a start.
 ECHO_TIMEOUT = CLI_TIMEOUT + 30.0
+# A repeated query: each try may take this long, the whole repetition ROS2_UNTIL_TIMEOUT. One
+# `ros2 topic type` of the eight at once once hung past 90 s on a 2-core CI rehearsal (alone it
+# takes 2-5 s): a stuck call is killed and retried instead of using up the whole wait.
+ATTEMPT_TIMEOUT = 45.0
+ROS2_UNTIL_TIMEOUT = 150.0
 
 
 def ros2(ws: Workspace, domain: int, *args: str, timeout: float = CLI_TIMEOUT
@@ -232,15 +237,16 @@ def ros2(ws: Workspace, domain: int, *args: str, timeout: float = CLI_TIMEOUT
 
 
 def ros2_until(ws: Workspace, domain: int, args: Sequence[str], expected: str | Sequence[str],
-               timeout: float = CLI_TIMEOUT) -> str:
+               timeout: float = ROS2_UNTIL_TIMEOUT) -> str:
     """Repeat a query (`--no-daemon`: discovery is per call) until its output has `expected`;
-    a call that is still running at the deadline counts as one more miss."""
+    a call still running after ATTEMPT_TIMEOUT (or at the deadline) counts as one more miss."""
     wanted = [expected] if isinstance(expected, str) else list(expected)
     deadline = time.monotonic() + timeout
     out = ''
     while time.monotonic() < deadline:
         try:
-            result = ros2(ws, domain, *args, timeout=max(deadline - time.monotonic(), 10))
+            result = ros2(ws, domain, *args, timeout=max(
+                min(deadline - time.monotonic(), ATTEMPT_TIMEOUT), 10))
         except subprocess.TimeoutExpired as error:
             out = str(error)
             continue
