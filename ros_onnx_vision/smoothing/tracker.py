@@ -305,8 +305,9 @@ class DetectionTracker(RateVoting):
     IoU >= 0.5) and a steady camera (running mean shift <= 0.1 box widths). It keeps its id
     while unpublished and is published again at once when it is matched before M consecutive
     misses. After M misses it is released, and remembered for 5 M more: matched on 2
-    consecutive frames in that time, it is published again with its id, else deleted. Ids are increasing integers as strings, never
-    reused. A timeout without input or a clock restart deletes all.
+    consecutive frames in that time, it is published again with its id, else deleted. Ids are
+    increasing integers as strings, never reused. A timeout without input or a clock restart
+    deletes all.
     """
 
     def __init__(self, *, window_s: float = 0.5, release_frames: int | None = None,
