@@ -96,6 +96,24 @@ def score_results(labels: Path, results: Path, skip_s: float = 0.5,
             'confirmed': score_frames(frames, stream('confirmed'))}
 
 
+def _hand_shake(rng: np.random.Generator, drift: np.ndarray,
+                amplitude: float) -> tuple[np.ndarray, np.ndarray]:
+    """(next drift, this frame's picture offset): a slow drift plus per-frame jitter, up to
+    about +-amplitude px (x) and 0.6 of it (y)."""
+    drift = 0.8 * drift + rng.normal(0.0, 0.25 * amplitude, 2)
+    return drift, np.clip(drift + rng.uniform(-0.5, 0.5, 2) * amplitude, -1.5 * amplitude,
+                          1.5 * amplitude) * (1.0, 0.6)
+
+
+def _in_view(box: np.ndarray, width: int, height: int) -> list[float] | None:
+    """A moved label clipped to the picture (rounded to 0.1 px), or None when less than half of
+    it is in view: a person pushed half out of the picture is no longer a fair target."""
+    inside = np.clip(box, 0, [width, height] * 2)
+    if np.prod(inside[2:] - inside[:2]) < 0.5 * np.prod(box[2:] - box[:2]):
+        return None
+    return [round(float(v), 1) for v in inside]
+
+
 def shake(labels: Path, frames: Path, output: Path, seed: int = 0,
           amplitude: float = 20.0) -> None:
     """Write frames translated by drift + jitter (up to about +-amplitude px) and labels."""
@@ -107,19 +125,13 @@ def shake(labels: Path, frames: Path, output: Path, seed: int = 0,
     for name in sorted(data['frames']):
         image = cv2.imread(str(frames / name))
         height, width = image.shape[:2]
-        drift = 0.8 * drift + rng.normal(0.0, 0.25 * amplitude, 2)
-        dx, dy = np.clip(drift + rng.uniform(-0.5, 0.5, 2) * amplitude, -1.5 * amplitude,
-                         1.5 * amplitude) * (1.0, 0.6)
+        drift, (dx, dy) = _hand_shake(rng, drift, amplitude)
         matrix = np.float32([[1, 0, dx], [0, 1, dy]])
         cv2.imwrite(str(output / 'frames' / name), cv2.warpAffine(
             image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE),
             [cv2.IMWRITE_JPEG_QUALITY, 90])
-        persons = []
-        for x1, y1, x2, y2, track in data['frames'][name]['persons']:
-            box = np.clip([x1 + dx, y1 + dy, x2 + dx, y2 + dy], 0, [width, height] * 2)
-            # A person pushed half out of the picture is no longer a fair target.
-            if (box[2] - box[0]) * (box[3] - box[1]) >= 0.5 * (x2 - x1) * (y2 - y1):
-                persons.append([round(float(v), 1) for v in box] + [track])
+        persons = [view + [track] for *box, track in data['frames'][name]['persons']
+                   if (view := _in_view(np.add(box, [dx, dy, dx, dy]), width, height))]
         shaken[name] = {'persons': persons, 'difficult': [],
                         'shift': [round(float(dx), 1), round(float(dy), 1)]}
     note = f'{labels} shaken by python -m tools.evaluate.video shake (seed {seed}, {amplitude} px)'
@@ -151,9 +163,8 @@ def follow(labels: Path, frames: Path, output: Path, person: int, seed: int = 0,
                 centre + 0.25 * (np.array(target[0]) - centre)
         if centre is None:  # not in view yet: hold the middle
             centre = np.array([width / 2, height / 2])
-        drift = 0.8 * drift + rng.normal(0.0, 0.25 * amplitude, 2)
-        aim = centre + np.clip(drift + rng.uniform(-0.5, 0.5, 2) * amplitude,
-                               -1.5 * amplitude, 1.5 * amplitude) * (1.0, 0.6)
+        drift, offset = _hand_shake(rng, drift, amplitude)
+        aim = centre + offset
         left = float(np.clip(aim[0] - view_w / 2, 0, width - view_w))
         top = float(np.clip(aim[1] - view_h / 2, 0, height - view_h))
         matrix = np.float32([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]])
@@ -166,12 +177,9 @@ def follow(labels: Path, frames: Path, output: Path, person: int, seed: int = 0,
                 view = cv2.filter2D(view, -1, kernel)
         previous = left
         cv2.imwrite(str(output / 'frames' / name), view, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        persons = []
-        for x1, y1, x2, y2, track in data['frames'][name]['persons']:
-            box = (np.array([x1, y1, x2, y2]) - [left, top, left, top]) * zoom
-            inside = np.clip(box, 0, [width, height] * 2)
-            if np.prod(inside[2:] - inside[:2]) >= 0.5 * np.prod(box[2:] - box[:2]):
-                persons.append([round(float(v), 1) for v in inside] + [track])
+        persons = [view + [track] for *box, track in data['frames'][name]['persons']
+                   if (view := _in_view(np.subtract(box, [left, top, left, top]) * zoom,
+                                        width, height))]
         followed[name] = {'persons': persons, 'difficult': []}
     note = (f'{labels} seen by a hand-held camera following person {person} (python -m '
             f'tools.evaluate.video follow, seed {seed}, {amplitude} px, zoom {zoom})')
