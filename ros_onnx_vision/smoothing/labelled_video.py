@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import configparser
 from dataclasses import dataclass, field
 import json
@@ -47,25 +48,38 @@ def load_video_labels(path: Path, fps: float | None = None) -> tuple[float, list
     fps overrides the file's rate; OTB files have none and need it. Raises ValueError naming
     what was wrong and what was expected.
     """
+    rate, frames = read_video_labels(path)
+    rate = fps if fps else rate
+    if not rate or not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f'{path} gives no frame rate: pass it (--fps), e.g. 30 for OTB')
+    return float(rate), frames
+
+
+def read_video_labels(path: Path) -> tuple[float | None, list[LabelledFrame]]:
+    """(the file's frame rate or None, the frames) as :func:`load_video_labels` reads them,
+    for callers that take the timing from elsewhere (the demo's stamps)."""
     path = Path(path)
     if path.is_dir():
         for candidate in (path / 'gt' / 'gt.txt', path / 'labels.json',
                           path / 'groundtruth_rect.txt', path / 'groundtruth.txt'):
             if candidate.is_file():
-                return load_video_labels(candidate, fps)
+                return read_video_labels(candidate)
         raise ValueError(f'{path} has no labels.json, gt/gt.txt or groundtruth_rect.txt')
     if not path.is_file():
         raise ValueError(f'labels file {path} does not exist')
     if path.suffix == '.json':
-        rate, frames = _read_labels_json(path)
-    elif _is_mot(path):
-        rate, frames = _read_mot(path)
-    else:
-        rate, frames = None, _read_otb(path)
-    rate = fps if fps else rate
-    if not rate or not math.isfinite(rate) or rate <= 0:
-        raise ValueError(f'{path} gives no frame rate: pass it (--fps), e.g. 30 for OTB')
-    return float(rate), frames
+        return _read_labels_json(path)
+    if _is_mot(path):
+        return _read_mot(path)
+    return None, _read_otb(path)
+
+
+def read_seqinfo(sequence: Path) -> Mapping[str, str]:
+    """The [Sequence] entries of a MOTChallenge sequence folder's seqinfo.ini ({} without one),
+    keys in any case: frameRate, seqLength, imDir, imExt, ..."""
+    info = configparser.ConfigParser()
+    info.read(Path(sequence) / 'seqinfo.ini')
+    return info['Sequence'] if info.has_section('Sequence') else {}
 
 
 def _read_labels_json(path: Path) -> tuple[float | None, list[LabelledFrame]]:
@@ -103,7 +117,7 @@ def _rows(path: Path) -> list[list[float]]:
 
 def _is_mot(path: Path) -> bool:
     """gt.txt, or a file of 9-10 column rows with a frame number and an id first."""
-    if path.name == 'gt.txt' or (path.parent.parent / 'seqinfo.ini').is_file():
+    if path.name == 'gt.txt' or read_seqinfo(path.parent.parent):
         return True
     first = next((line for line in path.read_text().splitlines() if line.strip()), '')
     return len(re.split(r'[,\s]+', first.strip())) >= 9
@@ -115,11 +129,7 @@ def _read_mot(path: Path) -> tuple[float | None, list[LabelledFrame]]:
     if bad is not None:
         raise ValueError(f'{path}: expected MOTChallenge rows "frame, id, left, top, width, '
                          f'height, flag[, class, visibility]", got {len(bad)} values')
-    info = configparser.ConfigParser()
-    ini = path.parent.parent / 'seqinfo.ini'
-    if ini.is_file():
-        info.read(ini)
-    seq = info['Sequence'] if info.has_section('Sequence') else {}
+    seq = read_seqinfo(path.parent.parent)
     length = int(seq.get('seqLength', 0)) or int(max((r[0] for r in rows), default=0))
     ext = seq.get('imExt', '.jpg')
     frames = [LabelledFrame(f'{i:06d}{ext}', [], [], []) for i in range(1, length + 1)]

@@ -15,7 +15,6 @@ confirmed over time, end-to-end latency, processing rate) and summary.json (the 
 from __future__ import annotations
 
 import argparse
-import configparser
 from dataclasses import dataclass
 import json
 import os
@@ -29,6 +28,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from ros_onnx_vision.camera.frame_sources import IMAGE_EXTENSIONS
+from ros_onnx_vision.smoothing.labelled_video import read_seqinfo
 from tools.demo import inputs as demo_inputs
 from tools.demo.report import draw_frame, FrameRecord, summary, summary_figure, write_jsonl
 from ros_onnx_vision.ros.graph import pipeline, TASKS
@@ -61,10 +61,9 @@ def folder_input(folder: Path, fps: float | None) -> DemoInput:
     if not count:
         raise SystemExit(f'[demo] {folder} holds no image files '
                          f'({", ".join(sorted(IMAGE_EXTENSIONS))})')
-    info = configparser.ConfigParser()
-    info.read(folder.parent / 'seqinfo.ini')
-    if not fps and info.has_option('Sequence', 'frameRate'):
-        fps = info.getfloat('Sequence', 'frameRate')
+    rate = read_seqinfo(folder.parent).get('frameRate')
+    if not fps and rate:
+        fps = float(rate)
         origin = f'{fps:g} fps from {folder.parent / "seqinfo.ini"}'
     elif fps:
         origin = f'{fps:g} fps (--fps)'

@@ -31,7 +31,7 @@ import numpy as np
 from ros_onnx_vision.results import Detection
 from ros_onnx_vision.smoothing.evaluation import (evaluate, load_infer_jsonl, SCENARIOS,
                                                   score_frames, Scores, summarise)
-from ros_onnx_vision.smoothing.labelled_video import load_video_labels
+from ros_onnx_vision.smoothing.labelled_video import load_video_labels, read_video_labels
 
 
 def _span(pair: tuple[float, float]) -> str:
@@ -66,10 +66,10 @@ def scenario_table(labels: Path, infer: Path,
     return '\n'.join(lines), rows
 
 
-def score_results(labels: Path, results: Path, skip_s: float = 0.5,
-                  fps: float | None = None) -> dict[str, Scores]:
-    """Raw and confirmed scores of a demo results.jsonl (frames numbered as in the video)."""
-    _, truth = load_video_labels(labels, fps or 1.0)  # the demo's stamps give the timing
+def score_results(labels: Path, results: Path, skip_s: float = 0.5) -> dict[str, Scores]:
+    """Raw and confirmed scores of a demo results.jsonl (frames numbered as in the video; the
+    demo's stamps give the timing, so the labels need no rate)."""
+    _, truth = read_video_labels(labels)
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     done = [r for r in records if r.get('latency_ms') is not None]
     if not done:
@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                        help='labels.json, MOTChallenge sequence folder or gt.txt, OTB '
                        'groundtruth_rect.txt')
     score.add_argument('--fps', type=float,
-                       help="the video's frame rate (OTB files have none; default: the labels')")
+                       help="with --infer: the video's frame rate (OTB files have none; default: "
+                       "the labels')")
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument('--infer', type=Path, help='JSON lines of `ros_onnx_vision infer`')
     source.add_argument('--results', type=Path, help="the demo's results.jsonl")
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.infer is not None:
             table, rows = scenario_table(args.labels, args.infer, args.fps)
         else:
-            scores = score_results(args.labels, args.results, fps=args.fps)
+            scores = score_results(args.labels, args.results)
     except (OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
